@@ -278,11 +278,13 @@ async def test_wsclient_requests_and_events(ws_server: str) -> None:
         assert_result(resp)
     resp = await client.request("events")
     assert "result" in resp and resp["result"] is None
+    with pytest.raises(AssertionError, match="unexpected events"):
+        await client.assert_no_event()
     name, data = await client.get_event()
     assert (name, data) == ("test.model.change", {"values": {"a": 1}})
     ev = await client.expect_event("test.model.delete", None)
     assert not ev.has_data
-    client.assert_no_event()
+    await client.assert_no_event(0.02)
     with pytest.raises(AssertionError, match="no client event"):
         await client.get_event(timeout=0.05)
     await client.send_raw(json.dumps({"id": 100, "method": "echo"}))

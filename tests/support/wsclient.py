@@ -261,18 +261,19 @@ class WSClient:
             raise AssertionError(f"expected {n} events within {timeout}s, got {got!r}") from None
         return got
 
-    def assert_no_event(self) -> None:
-        """No event is queued right now (see ``macros.no_event`` for the barrier form)."""
+    async def assert_no_event(self, window: float = 0.0) -> None:
+        """No event is queued now, nor arrives within a quiet ``window`` of seconds (0: check only).
+
+        See ``macros.no_event`` for the ordered barrier form.
+        """
         queued = self.pending_events()
         assert not queued, f"unexpected events {queued!r}"
-
-    async def assert_no_event_within(self, window: float) -> None:
-        """No event arrives within a quiet window of ``window`` seconds."""
-        try:
-            ev = await asyncio.wait_for(self._events.get(), window)
-        except TimeoutError:
-            return
-        raise AssertionError(f"unexpected event {ev!r}")
+        if window:
+            try:
+                ev = await asyncio.wait_for(self._events.get(), window)
+            except TimeoutError:
+                return
+            raise AssertionError(f"unexpected event {ev!r}")
 
     # Closing
 
