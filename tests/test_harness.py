@@ -13,6 +13,7 @@ import aiohttp
 import nats
 import pytest
 from aiohttp import web
+from nats.aio.client import Client as NATS
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.fakeservice import EMPTY, NULL, FakeService, subject_matches
@@ -32,7 +33,7 @@ def test_nats_server_accepts_connections(nats_server: NatsServer) -> None:
 
 
 @pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[nats.NATS]:
+async def nc(nats_server: NatsServer) -> AsyncIterator[NATS]:
     """A plain client standing in for the gateway (its name is not a harness name)."""
     client = await nats.connect(nats_server.url, name="stand-in-gateway")
     try:
@@ -41,7 +42,7 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[nats.NATS]:
         await client.close()
 
 
-async def test_service_receives_request_and_replies_ok(service: FakeService, nc: nats.NATS) -> None:
+async def test_service_receives_request_and_replies_ok(service: FakeService, nc: NATS) -> None:
     reply = asyncio.ensure_future(nc.request("get.test.model", b"{}", timeout=1))
     req = await service.next_request()
     req.assert_subject("get.test.model").assert_payload({})
@@ -49,7 +50,7 @@ async def test_service_receives_request_and_replies_ok(service: FakeService, nc:
     assert json.loads((await reply).data) == {"result": {"model": {"a": 1}}}
 
 
-async def test_service_reply_kinds(service: FakeService, nc: nats.NATS) -> None:
+async def test_service_reply_kinds(service: FakeService, nc: NATS) -> None:
     payload = {"cid": "abc", "token": None, "params": {"x": [1, 2]}}
     replies = [
         asyncio.ensure_future(nc.request(f"call.test.m{i}", json.dumps(payload).encode(), timeout=1))
@@ -79,7 +80,7 @@ async def test_service_reply_kinds(service: FakeService, nc: nats.NATS) -> None:
     assert got[5] == b'{"result": null}'
 
 
-async def test_service_ad_hoc_subject_and_no_request(service: FakeService, nc: nats.NATS) -> None:
+async def test_service_ad_hoc_subject_and_no_request(service: FakeService, nc: NATS) -> None:
     await service.expect_no_request(0.05)
     await service.add_subject("_EVENT_01_")
     reply = asyncio.ensure_future(nc.request("_EVENT_01_", b'{"query":"a=b"}', timeout=1))
@@ -93,7 +94,7 @@ async def test_service_ad_hoc_subject_and_no_request(service: FakeService, nc: n
     reply.cancel()
 
 
-async def test_service_publishes_events(service: FakeService, nc: nats.NATS) -> None:
+async def test_service_publishes_events(service: FakeService, nc: NATS) -> None:
     received: asyncio.Queue[Any] = asyncio.Queue()
 
     async def on_msg(msg: Any) -> None:
@@ -118,7 +119,7 @@ async def test_service_publishes_events(service: FakeService, nc: nats.NATS) -> 
     ]
 
 
-async def test_service_sees_gateway_subscriptions(service: FakeService, nc: nats.NATS) -> None:
+async def test_service_sees_gateway_subscriptions(service: FakeService, nc: NATS) -> None:
     assert not await service.gateway_subscribed("event.test.other.change")
     with pytest.raises(AssertionError, match="no subscription covering"):
         await service.event("test.other", "change", {"values": {}})

@@ -196,7 +196,7 @@ class FakeService:
         self._subjects: set[str] = set()
         self._http: aiohttp.ClientSession | None = None
 
-    async def start(self) -> FakeService:
+    async def start(self) -> Self:
         self.nc = await nats.connect(
             self.nats_url, name=self.name, no_echo=True, allow_reconnect=False, connect_timeout=2
         )
