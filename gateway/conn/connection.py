@@ -1,0 +1,515 @@
+"""One client connection: its subscriptions, token and request handling (resgate's wsConn).
+
+Created by the WebSocket front end (and, for each API request, by the HTTP front end) and kept in
+``gateway.conn.registry``. Requests are parsed here and answered through the ``ClientSink`` the
+transport gives; the protocol work is synchronous, and only waiting for replies happens in a task
+per request, so requests are handled in the order they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Iterable, Protocol
+
+from gateway import constants
+from gateway.cache.cache import Cache
+from gateway.cache.throttle import Throttle
+from gateway.conn.subscription import DELETED, FAILED, LOADING, READY, ClientSub
+from gateway.mq.base import MQ
+from gateway.protocol import client, errors, service, values, wsframe
+from gateway.protocol import rid as ridlib
+from gateway.protocol.errors import ResError
+from gateway.protocol.service import Access, RequestInfo
+
+log = logging.getLogger(__name__)
+
+
+class ClientSink(Protocol):
+    """Where a connection's outgoing WebSocket frames go."""
+
+    def send(self, frame: bytes) -> None: ...
+
+
+AccessReply = tuple[Access | None, ResError | None]
+
+
+class Connection:
+    """State and request handling of one client connection."""
+
+    def __init__(
+        self,
+        *,
+        cid: str,
+        cache: Cache,
+        mq: MQ,
+        sink: ClientSink,
+        reference_throttle: int = 0,
+        info: RequestInfo | None = None,
+        protocol: int = constants.LEGACY_PROTOCOL,
+        is_http: bool = False,
+    ) -> None:
+        self.cid = cid
+        self.cache = cache
+        self.mq = mq
+        self.sink = sink
+        self.info = info
+        self.protocol = protocol
+        self.is_http = is_http
+        self.reference_throttle = reference_throttle
+        self.token: Any = None
+        self.token_set = False  # resgate re-checks access on token change only once one was set
+        self.tid: str | None = None
+        self.subs: dict[str, ClientSub] = {}
+        self.closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def legacy(self) -> bool:
+        """Whether soft references and data values are rendered for clients older than 1.2.1."""
+        return self.protocol < constants.PROTOCOL_SOFT_REFS
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def send(self, frame: bytes) -> None:
+        if not self.closed:
+            self.sink.send(frame)
+
+    def send_event(self, name: str, data: Any) -> None:
+        self.send(wsframe.text(client.event(name, data)))
+
+    def _result(self, req_id: int, value: Any) -> None:
+        self.send(wsframe.text(client.result(req_id, value)))
+
+    def _error(self, req_id: int, err: ResError) -> None:
+        self.send(wsframe.text(client.error(req_id, err)))
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def handle_message(self, data: bytes | str) -> None:
+        """Handle one client frame; malformed frames are ignored as resgate does."""
+        req = client.parse_request(data)
+        if req is None:
+            return
+        parsed = ridlib.parse_method(req.method)
+        if parsed is None:
+            self._error(req.id, errors.ERR_INVALID_REQUEST)
+            return
+        try:
+            action = parsed.action
+            if action == "version":
+                self._version(req)
+            elif action == "subscribe":
+                self._subscribe(req.id, parsed.rid)
+            elif action == "unsubscribe":
+                self._unsubscribe(req, parsed.rid)
+            elif action == "get":
+                self._get(req.id, parsed.rid)
+            elif action == "call":
+                self.spawn(self._call(req, parsed.rid, parsed.method or ""))
+            elif action == "auth":
+                self.spawn(self._auth(req, parsed.rid, parsed.method or ""))
+            elif action == "new":
+                self.spawn(self._new(req, parsed.rid))
+        except ResError as err:
+            self._error(req.id, err)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("[%s] Request failed", self.cid, exc_info=task.exception())
+
+    def _version(self, req: client.Request) -> None:
+        version = client.parse_version(req.params)
+        if version is not None:
+            self.protocol = version
+        self._result(req.id, client.VERSION_RESULT)
+
+    def _unsubscribe(self, req: client.Request, rid: str) -> None:
+        count = client.parse_unsubscribe_count(req.params)
+        sub = self.subs.get(rid)
+        if sub is None or sub.direct < count:
+            raise errors.ERR_NO_SUBSCRIPTION
+        sub.direct -= count
+        self.collect_garbage()
+        self.send(wsframe.text(client.empty_result(req.id)))
+
+    def _subscribe(self, req_id: int, rid: str) -> None:
+        sub = self.add_direct(rid)
+        self.spawn(self._finish_subscribe(req_id, sub, keep=True))
+
+    def _get(self, req_id: int, rid: str) -> None:
+        sub = self.add_direct(rid)
+        self.spawn(self._finish_subscribe(req_id, sub, keep=False))
+
+    async def _finish_subscribe(self, req_id: int, sub: ClientSub, *, keep: bool) -> None:
+        err = await self.load_direct(sub)
+        if err is not None:
+            self.remove_direct(sub)
+            self._error(req_id, err)
+            return
+        self._result(req_id, self.resource_set([sub]))
+        if not keep:
+            self.remove_direct(sub)
+
+    async def load_direct(self, sub: ClientSub) -> ResError | None:
+        """Wait for access (get) and for the resource tree; the error to answer, if any."""
+        access, err = await self.access_of(sub)
+        if err is not None:
+            return err
+        if access is None or not access.get:
+            return errors.ERR_ACCESS_DENIED
+        await self.loaded_future([sub])
+        if sub.state != READY:
+            return sub.err or errors.ERR_NOT_FOUND
+        return None
+
+    def add_direct(self, rid: str) -> ClientSub:
+        """Count one more direct subscription of ``rid``, loading it if needed."""
+        sub = self.subs.get(rid)
+        created = sub is None
+        if sub is None:
+            sub = self.subs[rid] = ClientSub(self, rid)
+        if sub.direct >= constants.MAX_DIRECT_SUBSCRIPTIONS:
+            raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED
+        sub.direct += 1
+        if created or sub.state in (FAILED, DELETED):
+            sub.load(Throttle(self.reference_throttle))
+        return sub
+
+    def remove_direct(self, sub: ClientSub) -> None:
+        if sub.direct > 0:
+            sub.direct -= 1
+        self.collect_garbage()
+
+    # -- call, auth, new -----------------------------------------------------------------------------
+
+    async def _call(self, req: client.Request, rid: str, method: str) -> None:
+        name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
+        access, err = await self.access_for_call(rid, name, query)
+        if err is None and (access is None or not access.can_call(method)):
+            err = errors.ERR_ACCESS_DENIED
+        if err is not None:
+            self._error(req.id, err)
+            return
+        payload = service.call_payload(self.cid, self.token, client.params_or_null(req.params), query, self.is_http)
+        data, err = await self.request("call." + name + "." + method, payload)
+        await self._answer_call(req.id, data, err, legacy_new=method == "new")
+
+    async def _auth(self, req: client.Request, rid: str, method: str) -> None:
+        name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
+        payload = service.auth_payload(
+            self.cid, self.token, client.params_or_null(req.params), query, self.info, is_http=self.is_http
+        )
+        data, err = await self.request("auth." + name + "." + method, payload)
+        await self._answer_call(req.id, data, err, legacy_new=False)
+
+    async def _new(self, req: client.Request, rid: str) -> None:
+        name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
+        access, err = await self.access_for_call(rid, name, query)
+        if err is None and (access is None or not access.can_call("new")):
+            err = errors.ERR_ACCESS_DENIED
+        if err is not None:
+            self._error(req.id, err)
+            return
+        payload = service.call_payload(self.cid, self.token, client.params_or_null(req.params), query, self.is_http)
+        data, err = await self.request("call." + name + ".new", payload)
+        try:
+            if err is not None:
+                raise err
+            reply = service.decode_reply(data)
+            if reply.error is not None:
+                raise reply.error
+            new_rid = reply.resource or self._legacy_new_rid(name, reply.result)
+        except ResError as exc:
+            self._error(req.id, exc)
+            return
+        await self._answer_resource(req.id, new_rid)
+
+    def _legacy_new_rid(self, name: str, result: Any) -> str:
+        """A v1.1 new-call result ``{"rid": ...}``; anything else is an internal error."""
+        if isinstance(result, dict) and len(result) == 1 and isinstance(result.get("rid"), str):
+            new_rid: str = result["rid"]
+            if ridlib.is_valid_rid(new_rid, allow_query=True):
+                self.cache.deprecate(name, "legacy v1.1 new call result (result with rid)")
+                return new_rid
+        raise errors.internal_error("non-resource response on new request")
+
+    async def _answer_call(self, req_id: int, data: bytes | None, err: ResError | None, *, legacy_new: bool) -> None:
+        try:
+            if err is not None:
+                raise err
+            reply = service.decode_reply(data)
+            if reply.error is not None:
+                raise reply.error
+        except ResError as exc:
+            self._error(req_id, exc)
+            return
+        if reply.resource is not None:
+            if self.protocol < constants.PROTOCOL_RESOURCE_RESPONSE:
+                self._result(req_id, {"rid": reply.resource})
+            else:
+                await self._answer_resource(req_id, reply.resource)
+            return
+        if self.protocol < constants.PROTOCOL_RESOURCE_RESPONSE:
+            self._result(req_id, reply.result)
+        else:
+            self._result(req_id, {"payload": reply.result})
+
+    async def _answer_resource(self, req_id: int, rid: str) -> None:
+        """Subscribe a resource response's rid and answer with it (errors go in ``errors``)."""
+        try:
+            sub = self.add_direct(rid)
+        except ResError as exc:
+            self._error(req_id, exc)
+            return
+        access, err = await self.access_of(sub)
+        if err is None and (access is None or not access.get):
+            err = errors.ERR_ACCESS_DENIED
+        if err is not None:
+            self.remove_direct(sub)
+            self._result(req_id, {"rid": rid, "errors": {rid: err.to_dict()}})
+            return
+        await self.loaded_future([sub])
+        if sub.state != READY:
+            self._result(req_id, {"rid": rid, "errors": {rid: (sub.err or errors.ERR_NOT_FOUND).to_dict()}})
+            return
+        result: dict[str, Any] = {"rid": rid}
+        result.update(self.resource_set([sub]))
+        self._result(req_id, result)
+
+    # -- service requests ------------------------------------------------------------------------------
+
+    def request(self, subject: str, payload: bytes) -> asyncio.Future[tuple[bytes | None, ResError | None]]:
+        fut: asyncio.Future[tuple[bytes | None, ResError | None]] = asyncio.get_running_loop().create_future()
+
+        def done(data: bytes | None, err: ResError | None) -> None:
+            if not fut.done():
+                fut.set_result((data, err))
+
+        self.mq.request(subject, payload, done)
+        return fut
+
+    def request_access(self, name: str, query: str, callback: Callable[[Access | None, ResError | None], None]) -> None:
+        def done(data: bytes | None, err: ResError | None) -> None:
+            if err is None:
+                try:
+                    access, _meta = service.decode_access(data)
+                    callback(access, None)
+                    return
+                except ResError as exc:
+                    err = exc
+            callback(None, err)
+
+        payload = service.access_payload(self.cid, self.token, query, self.is_http)
+        self.mq.request("access." + name, payload, done)
+
+    def access_of(self, sub: ClientSub) -> asyncio.Future[AccessReply]:
+        fut: asyncio.Future[AccessReply] = asyncio.get_running_loop().create_future()
+
+        def done(access: Access | None, err: ResError | None) -> None:
+            if not fut.done():
+                fut.set_result((access, err))
+
+        sub.get_access(done)
+        return fut
+
+    def access_for_call(self, rid: str, name: str, query: str) -> asyncio.Future[AccessReply]:
+        """Access for a call: the subscription's cached result, or a fresh request."""
+        sub = self.subs.get(rid)
+        if sub is not None and not sub.disposed:
+            return self.access_of(sub)
+        fut: asyncio.Future[AccessReply] = asyncio.get_running_loop().create_future()
+
+        def done(access: Access | None, err: ResError | None) -> None:
+            if not fut.done():
+                fut.set_result((access, err))
+
+        self.request_access(name, query, done)
+        return fut
+
+    # -- references, loading and resource sets ---------------------------------------------------------
+
+    def add_refs(self, parent: ClientSub, rids: Iterable[str]) -> list[ClientSub]:
+        """The subscriptions for references of ``parent``; new ones start loading."""
+        children: list[ClientSub] = []
+        created: list[ClientSub] = []
+        for rid in rids:
+            sub = self.subs.get(rid)
+            if sub is None:
+                sub = self.subs[rid] = ClientSub(self, rid)
+                created.append(sub)
+            children.append(sub)
+        for sub in created:
+            sub.load(parent.throttle)
+        return children
+
+    def when_loaded(self, roots: list[ClientSub], callback: Callable[[], None]) -> None:
+        """Call ``callback`` (soon) once every unsent subscription reachable from roots is loaded."""
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            pending = self._first_loading(roots)
+            if pending is None:
+                loop.call_soon(callback)
+            else:
+                pending.listeners.append(check)
+
+        check()
+
+    def loaded_future(self, roots: list[ClientSub]) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        self.when_loaded(roots, done)
+        return fut
+
+    def _first_loading(self, roots: list[ClientSub]) -> ClientSub | None:
+        seen: set[ClientSub] = set()
+        stack = list(roots)
+        while stack:
+            sub = stack.pop()
+            if sub in seen or sub.disposed:
+                continue
+            seen.add(sub)
+            if sub.state == LOADING:
+                return sub
+            if sub.state == READY and not sub.sent:
+                stack.extend(c for r in sub.refs if (c := self.subs.get(r)) is not None)
+        return None
+
+    def resource_set(self, roots: list[ClientSub]) -> dict[str, Any]:
+        """Resources reachable from roots that the client does not hold yet; marks them held."""
+        groups, sent = self._collect(roots)
+        for sub in sent:
+            self.spawn_flush(sub)
+        return groups
+
+    def send_with_resources(self, event: str, payload: dict[str, Any], roots: list[ClientSub]) -> list[ClientSub]:
+        """Send an event carrying the resources of ``roots`` the client lacks; returns those sent."""
+        groups, sent = self._collect(roots)
+        payload.update(groups)
+        self.send_event(event, payload)
+        return sent
+
+    def spawn_flush(self, sub: ClientSub) -> None:
+        # Queued events must follow the message that delivered the resource, which the caller
+        # writes right after this returns.
+        asyncio.get_running_loop().call_soon(sub.flush)
+
+    def _collect(self, roots: list[ClientSub]) -> tuple[dict[str, Any], list[ClientSub]]:
+        models: dict[str, Any] = {}
+        collections: dict[str, Any] = {}
+        errs: dict[str, Any] = {}
+        sent: list[ClientSub] = []
+        seen: set[ClientSub] = set()
+        stack = list(reversed(roots))
+        legacy = self.legacy
+        while stack:
+            sub = stack.pop()
+            if sub in seen or sub.disposed:
+                continue
+            seen.add(sub)
+            if sub.state == FAILED:
+                errs[sub.rid] = (sub.err or errors.ERR_NOT_FOUND).to_dict()
+                continue
+            if sub.state != READY or sub.sent:
+                continue
+            sub.sent = True
+            sent.append(sub)
+            if sub.is_model:
+                models[sub.rid] = values.legacy_model(sub.data) if legacy else sub.data
+            else:
+                collections[sub.rid] = values.legacy_collection(sub.data) if legacy else sub.data
+            stack.extend(c for r in sub.refs if (c := self.subs.get(r)) is not None)
+        groups: dict[str, Any] = {}
+        if models:
+            groups["models"] = models
+        if collections:
+            groups["collections"] = collections
+        if errs:
+            groups["errors"] = errs
+        return groups, sent
+
+    def collect_garbage(self) -> None:
+        """Drop subscriptions no longer reachable from a direct one; un-hold what the client dropped."""
+        alive = self._reachable([s for s in self.subs.values() if s.direct > 0], lambda s: True)
+        for rid, sub in list(self.subs.items()):
+            if sub not in alive:
+                del self.subs[rid]
+                sub.dispose()
+        held = self._reachable([s for s in alive if s.direct > 0 and s.sent], lambda s: s.sent)
+        for sub in alive:
+            if sub.sent and sub not in held:
+                sub.sent = False
+
+    def _reachable(self, roots: list[ClientSub], follow: Callable[[ClientSub], bool]) -> set[ClientSub]:
+        out: set[ClientSub] = set()
+        stack = roots
+        while stack:
+            sub = stack.pop()
+            if sub in out or not follow(sub):
+                continue
+            out.add(sub)
+            stack.extend(c for r in sub.refs if (c := self.subs.get(r)) is not None)
+        return out
+
+    # -- service events for this connection ----------------------------------------------------------
+
+    def on_conn_event(self, event: str, data: bytes) -> None:
+        """``conn.<cid>.<event>`` from a service; only ``token`` is defined."""
+        if event != "token":
+            return
+        try:
+            payload = service.parse_payload(data)
+        except service.InvalidEvent as exc:
+            log.error("[%s] Invalid token event: %s", self.cid, exc)
+            return
+        if payload is not None and not isinstance(payload, dict):
+            log.error("[%s] Invalid token event: payload is not an object", self.cid)
+            return
+        payload = payload or {}
+        tid = payload.get("tid")
+        if tid is not None and not isinstance(tid, str):
+            log.error("[%s] Invalid token event: tid is not a string", self.cid)
+            return
+        had_token = self.token_set
+        self.token = payload.get("token")
+        self.tid = tid
+        self.token_set = True
+        if had_token:
+            for sub in list(self.subs.values()):
+                sub.recheck_access(Throttle(0))
+
+    def token_reset(self, subject: str) -> None:
+        """Ask the service at ``subject`` to re-issue this connection's token (system.tokenReset)."""
+        payload = service.auth_payload(self.cid, self.token, None, "", self.info, with_params=False)
+
+        def done(data: bytes | None, err: ResError | None) -> None:
+            if err is not None and err.code == errors.TIMEOUT:
+                log.error("[%s] Token reset request to %s timed out", self.cid, subject)
+
+        self.mq.request(subject, payload, done)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Forget every subscription and stop pending request tasks."""
+        if self.closed:
+            return
+        self.closed = True
+        subs = list(self.subs.values())
+        self.subs.clear()
+        for sub in subs:
+            sub.dispose()
+        for task in list(self._tasks):
+            task.cancel()
+

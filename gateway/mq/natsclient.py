@@ -1,0 +1,323 @@
+"""NATS adapter: the only module that imports nats-py.
+
+Called by ``gateway.app`` (connect/close) and, through the ``MQ`` interface, by the cache and the
+connections. Why not nats-py's own ``request()``: a RES request may get pre-responses before its
+reply, and per-call futures and tasks cost far more than the gateway's own work. Instead:
+
+* every request uses one wildcard reply subscription ``_INBOX.<nuid>.*`` with our own tokens;
+* all subscriptions feed ONE queue drained by ONE task, so messages are handled in wire order
+  (a get reply and the events a service published right after it must not swap places);
+* publishes, subscribes and unsubscribes made from synchronous code are queued and sent, in order,
+  by one flusher task, so ``event.<name>.*`` is always subscribed before ``get.<name>`` goes out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from gateway import constants
+from gateway.mq.base import MessageCallback, ReplyCallback
+from gateway.protocol import errors
+
+log = logging.getLogger(__name__)
+
+_STATUS = "Status"
+_NO_RESPONDERS = "503"
+#: Incoming messages buffered before the gateway counts as a slow consumer.
+_INCOMING_LIMIT = 1_000_000
+
+
+class _Pending:
+    """One request waiting for its reply."""
+
+    __slots__ = ("callback", "timer", "subject")
+
+    def __init__(self, callback: ReplyCallback, timer: asyncio.TimerHandle, subject: str) -> None:
+        self.callback = callback
+        self.timer = timer
+        self.subject = subject
+
+
+class NatsMQ:
+    """Implements ``gateway.mq.base.MQ`` on a nats-py connection."""
+
+    def __init__(self, *, request_timeout: float, on_message: MessageCallback) -> None:
+        self._nc = NatsClient()
+        self._timeout = request_timeout
+        self._on_message = on_message
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._incoming: asyncio.Queue[Msg] = asyncio.Queue(maxsize=_INCOMING_LIMIT)
+        self._outgoing: list[tuple[Any, ...]] = []
+        self._wakeup: asyncio.Event = asyncio.Event()
+        self._pending: dict[str, _Pending] = {}
+        self._next_token = 0
+        self._inbox_prefix = ""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subs: dict[int, Any] = {}
+        self._next_handle = 0
+        self.closed: asyncio.Future[str] | None = None
+        self._closing = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def connect(self, servers: list[str], **options: Any) -> None:
+        """Connect and start the dispatcher and flusher; raises on failure to connect."""
+        self._loop = asyncio.get_running_loop()
+        self.closed = self._loop.create_future()
+        await self._nc.connect(
+            servers=servers,
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout=2,
+            error_cb=self._error_cb,
+            closed_cb=self._closed_cb,
+            disconnected_cb=self._disconnected_cb,
+            pending_size=64 * 1024 * 1024,
+            **options,
+        )
+        self._inbox_prefix = self._nc.new_inbox() + "."
+        await self._raw_subscribe(self._inbox_prefix + "*")
+        self._tasks = [
+            self._loop.create_task(self._dispatch_loop(), name="mq-dispatch"),
+            self._loop.create_task(self._flush_loop(), name="mq-flush"),
+        ]
+
+    async def close(self) -> None:
+        """Fail pending requests, flush what is queued, and close the connection."""
+        self._closing = True
+        for token in list(self._pending):
+            self._fail(token, errors.ERR_DISPOSING)
+        try:
+            await asyncio.wait_for(self._send_outgoing(), constants.MQ_CLOSE_TIMEOUT)
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if not self._nc.is_closed:
+            try:
+                await asyncio.wait_for(self._nc.close(), constants.MQ_CLOSE_TIMEOUT)
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def sync(self) -> None:
+        """Send everything queued and wait for the server to have processed it."""
+        await self._send_outgoing()
+        await self._nc.flush()
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self._nc.is_connected)
+
+    @property
+    def connected_url(self) -> str:
+        url = self._nc.connected_url
+        return url.geturl() if url else ""
+
+    # -- MQ interface ----------------------------------------------------------------------------
+
+    def request(
+        self,
+        subject: str,
+        payload: bytes,
+        callback: ReplyCallback,
+        *,
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._next_token += 1
+        token = _token(self._next_token)
+        reply = self._inbox_prefix + token
+        if not _fits(subject, reply):
+            callback(None, errors.ERR_SUBJECT_TOO_LONG)
+            return
+        if self._closing or self._loop is None:
+            callback(None, errors.ERR_DISPOSING)
+            return
+        timer = self._loop.call_later(timeout or self._timeout, self._on_timeout, token)
+        self._pending[token] = _Pending(callback, timer, subject)
+        self._queue(("pub", subject, payload, reply, headers))
+
+    def publish(self, subject: str, payload: bytes) -> None:
+        if _fits(subject, ""):
+            self._queue(("pub", subject, payload, "", None))
+
+    def subscribe(self, subject: str) -> int:
+        self._next_handle += 1
+        handle = self._next_handle
+        self._queue(("sub", subject, handle))
+        return handle
+
+    def unsubscribe(self, handle: Any) -> None:
+        self._queue(("unsub", handle))
+
+    @staticmethod
+    def subject_fits(subject: str) -> bool:
+        """Whether a subscription subject is short enough for the server's control line."""
+        return len(subject) <= constants.NATS_MAX_CONTROL_LINE - 2
+
+    # -- outgoing ------------------------------------------------------------------------------
+
+    def _queue(self, op: tuple[Any, ...]) -> None:
+        self._outgoing.append(op)
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                await self._send_outgoing()
+            except Exception as exc:  # noqa: BLE001 - connection errors surface via closed_cb
+                log.debug("NATS send failed: %s", exc)
+
+    async def _send_outgoing(self) -> None:
+        while self._outgoing:
+            ops, self._outgoing = self._outgoing, []
+            for op in ops:
+                kind = op[0]
+                if kind == "pub":
+                    await self._nc.publish(op[1], op[2], reply=op[3], headers=op[4])
+                elif kind == "sub":
+                    self._subs[op[2]] = await self._raw_subscribe(op[1])
+                else:
+                    sub = self._subs.pop(op[1], None)
+                    if sub is not None:
+                        await sub.unsubscribe()
+
+    async def _raw_subscribe(self, subject: str) -> Any:
+        # No callback: nats-py then starts no task of its own. Its per-subscription queue is swapped
+        # for the shared one so that one dispatcher sees every message in wire order.
+        sub = await self._nc.subscribe(subject, pending_bytes_limit=0)
+        sub._pending_queue = self._incoming
+        return sub
+
+    # -- incoming ------------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        queue = self._incoming
+        while True:
+            msg = await queue.get()
+            self._dispatch(msg)
+            while not queue.empty():
+                self._dispatch(queue.get_nowait())
+
+    def _dispatch(self, msg: Msg) -> None:
+        subject = msg.subject
+        try:
+            if subject.startswith(self._inbox_prefix):
+                self._on_reply(subject[len(self._inbox_prefix) :], msg)
+            else:
+                self._on_message(subject, msg.data)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the dispatcher
+            log.exception("Error handling NATS message on %s", subject)
+
+    def _on_reply(self, token: str, msg: Msg) -> None:
+        pending = self._pending.get(token)
+        if pending is None:
+            return  # late reply after a timeout, or a reply to nothing we asked
+        data = msg.data
+        if not data and msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
+            self._fail(token, errors.ERR_NOT_FOUND)
+            return
+        if data[:1].isalpha():
+            self._on_pre_response(token, pending, data)
+            return
+        del self._pending[token]
+        pending.timer.cancel()
+        pending.callback(data, None)
+
+    def _on_pre_response(self, token: str, pending: _Pending, data: bytes) -> None:
+        ms = _pre_response_timeout(data)
+        if ms is None or self._loop is None:
+            return
+        pending.timer.cancel()
+        pending.timer = self._loop.call_later(ms / 1000, self._on_timeout, token)
+
+    def _on_timeout(self, token: str) -> None:
+        self._fail(token, errors.ERR_TIMEOUT)
+
+    def _fail(self, token: str, err: errors.ResError) -> None:
+        pending = self._pending.pop(token, None)
+        if pending is None:
+            return
+        pending.timer.cancel()
+        try:
+            pending.callback(None, err)
+        except Exception:  # noqa: BLE001
+            log.exception("Error handling failed request %s", pending.subject)
+
+    # -- connection events ---------------------------------------------------------------------
+
+    async def _error_cb(self, exc: Exception) -> None:
+        log.error("NATS error: %s", exc)
+
+    async def _disconnected_cb(self) -> None:
+        log.debug("NATS disconnected")
+
+    async def _closed_cb(self) -> None:
+        if self.closed is not None and not self.closed.done():
+            self.closed.set_result("NATS connection closed")
+
+
+def _token(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out
+
+
+def _fits(subject: str, reply: str) -> bool:
+    # resgate's rule: subject + reply inbox must fit the server's 4096-byte control line.
+    return len(subject) + len(reply) <= constants.NATS_MAX_CONTROL_LINE
+
+
+def _pre_response_timeout(data: bytes) -> int | None:
+    """Read ``timeout:"<ms>"`` from a pre-response (Go struct-tag style key:"value" pairs)."""
+    text = data.decode("utf-8", "replace")
+    i = 0
+    n = len(text)
+    found: int | None = None
+    while i < n:
+        while i < n and text[i] == " ":
+            i += 1
+        j = text.find(':"', i)
+        if j < 0:
+            break
+        key = text[i:j]
+        k = text.find('"', j + 2)
+        if k < 0:
+            break
+        value = text[j + 2 : k]
+        if key == "timeout" and value.isdigit():
+            found = int(value)
+        i = k + 1
+    return found
+
+
+def tls_context(cert: str, key: str, root_cas: list[str]) -> ssl.SSLContext | None:
+    """Client TLS context for NATS when a client certificate or root CAs are configured."""
+    if not (cert or root_cas):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    for ca in root_cas:
+        ctx.load_verify_locations(ca)
+    if cert:
+        ctx.load_cert_chain(cert, key or None)
+    return ctx
+
+
+__all__ = ["NatsMQ", "tls_context"]

@@ -1,0 +1,321 @@
+"""RES-Service codec: request payloads to services and decoding of their replies and events.
+
+Called by the cache (get, events, query and reset replies) and by connections (access, call,
+auth). Pure: bytes in, plain objects out; every malformed reply becomes ``system.internalError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.protocol import errors, values
+from gateway.protocol import rid as ridlib
+from gateway.protocol.errors import ResError
+
+MISSING: Any = object()
+
+
+@dataclass(slots=True)
+class Meta:
+    """The ``meta`` object of a reply (protocol 1.2.3): HTTP status and headers."""
+
+    status: int = 0
+    header: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Reply:
+    """A decoded call/auth reply: exactly one of result, resource rid or error is meaningful."""
+
+    result: Any = MISSING
+    resource: str | None = None
+    error: ResError | None = None
+    meta: Meta | None = None
+
+
+@dataclass(slots=True)
+class Access:
+    """An access result: ``get`` permission and the ``call`` method list."""
+
+    get: bool = False
+    call: str = ""
+
+    def can_call(self, method: str) -> bool:
+        if self.call == "*":
+            return True
+        return bool(self.call) and method in self.call.split(",")
+
+
+@dataclass(slots=True)
+class Resource:
+    """A get reply: a model (dict) or collection (list) of RES values, plus normalized query."""
+
+    is_model: bool
+    data: Any
+    query: str = ""
+
+
+def _loads(data: bytes | None) -> Any:
+    if not data:
+        raise errors.internal_error("empty response")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise errors.internal_error(f"invalid JSON: {exc}") from None
+
+
+def _decode_error(obj: Any) -> ResError:
+    if not isinstance(obj, dict):
+        raise errors.internal_error("error is not an object")
+    code = obj.get("code", "")
+    if code is None:
+        code = ""
+    if not isinstance(code, str):
+        raise errors.internal_error("error code is not a string")
+    message = obj.get("message", "")
+    if message is not None and not isinstance(message, str):
+        raise errors.internal_error("error message is not a string")
+    return ResError.from_dict(obj)
+
+
+def _decode_meta(obj: Any) -> Meta | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, dict):
+        raise errors.internal_error("meta is not an object")
+    meta = Meta()
+    status = obj.get("status")
+    if status is not None:
+        if type(status) is not int:
+            raise errors.internal_error("meta status is not an integer")
+        meta.status = status
+    header = obj.get("header")
+    if header is not None:
+        if not isinstance(header, dict):
+            raise errors.internal_error("meta header is not an object")
+        for k, v in header.items():
+            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+                raise errors.internal_error("meta header values must be string arrays")
+            meta.header[k] = v
+    return meta
+
+
+def decode_reply(data: bytes | None) -> Reply:
+    """Decode a call/auth reply envelope (precedence: error, resource, result)."""
+    obj = _loads(data)
+    if not isinstance(obj, dict):
+        raise errors.internal_error("response is not an object")
+    reply = Reply(meta=_decode_meta(obj.get("meta")))
+    if "error" in obj:
+        reply.error = _decode_error(obj["error"])
+        return reply
+    if "resource" in obj:
+        res = obj["resource"]
+        rid = res.get("rid") if isinstance(res, dict) else None
+        if not isinstance(rid, str) or not ridlib.is_valid_rid(rid, allow_query=True):
+            raise errors.internal_error("invalid resource response")
+        reply.resource = rid
+        return reply
+    if "result" not in obj:
+        raise errors.internal_error("response missing result")
+    reply.result = obj["result"]
+    return reply
+
+
+def result_or_raise(data: bytes | None) -> Any:
+    """Decode a reply that must carry a result; a service error is raised as it is."""
+    reply = decode_reply(data)
+    if reply.error is not None:
+        raise reply.error
+    if reply.resource is not None:
+        raise errors.internal_error("unexpected resource response")
+    return reply.result
+
+
+def decode_access(data: bytes | None) -> tuple[Access, Meta | None]:
+    """Decode an access reply; service errors are raised."""
+    reply = decode_reply(data)
+    if reply.error is not None:
+        raise reply.error
+    if reply.resource is not None:
+        raise errors.internal_error("unexpected resource response to access request")
+    return access_from_result(reply.result), reply.meta
+
+
+def access_from_result(result: Any) -> Access:
+    if result is None:
+        return Access()
+    if not isinstance(result, dict):
+        raise errors.internal_error("access result is not an object")
+    get = result.get("get", False)
+    call = result.get("call", "")
+    if get is None:
+        get = False
+    if call is None:
+        call = ""
+    if not isinstance(get, bool) or not isinstance(call, str):
+        raise errors.internal_error("invalid access result")
+    return Access(get, call)
+
+
+def decode_get(data: bytes | None) -> Resource:
+    """Decode a get reply into a model or collection of proper values."""
+    result = result_or_raise(data)
+    return resource_from_result(result)
+
+
+def resource_from_result(result: Any) -> Resource:
+    if not isinstance(result, dict):
+        raise errors.internal_error("get result is not an object")
+    query = result.get("query", "")
+    if query is None:
+        query = ""
+    if not isinstance(query, str):
+        raise errors.internal_error("query is not a string")
+    model = result.get("model")
+    coll = result.get("collection")
+    if model is not None and coll is not None:
+        raise errors.internal_error("response has both model and collection")
+    if model is not None:
+        return Resource(True, decode_model(model), query)
+    if coll is not None:
+        return Resource(False, decode_collection(coll), query)
+    raise errors.internal_error("response has no model or collection")
+
+
+def decode_model(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise errors.internal_error("model is not an object")
+    try:
+        return {k: values.decode(v) for k, v in raw.items()}
+    except values.InvalidValue as exc:
+        raise errors.internal_error(str(exc)) from None
+
+
+def decode_collection(raw: Any) -> list[Any]:
+    if not isinstance(raw, list):
+        raise errors.internal_error("collection is not an array")
+    try:
+        return [values.decode(v) for v in raw]
+    except values.InvalidValue as exc:
+        raise errors.internal_error(str(exc)) from None
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+class InvalidEvent(ValueError):
+    """A malformed event payload; logged by the cache and dropped."""
+
+
+def parse_payload(data: bytes) -> Any:
+    """Parse an event payload; an empty payload is ``None``."""
+    if not data:
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent(f"invalid JSON: {exc}") from None
+
+
+def decode_change(payload: Any) -> tuple[dict[str, Any], bool]:
+    """Values of a change event and whether the payload used the legacy v1.0 form."""
+    if not isinstance(payload, dict):
+        raise InvalidEvent("change payload is not an object")
+    legacy = not (len(payload) == 1 and isinstance(payload.get("values"), dict))
+    raw = payload if legacy else payload["values"]
+    try:
+        return {k: values.decode(v, allow_delete=True) for k, v in raw.items()}, legacy
+    except values.InvalidValue as exc:
+        raise InvalidEvent(str(exc)) from None
+
+
+def decode_add(payload: Any) -> tuple[int, Any]:
+    if not isinstance(payload, dict):
+        raise InvalidEvent("add payload is not an object")
+    idx = payload.get("idx")
+    if type(idx) is not int:
+        raise InvalidEvent("add idx is not an integer")
+    if "value" not in payload:
+        raise InvalidEvent("add event has no value")
+    try:
+        return idx, values.decode(payload["value"])
+    except values.InvalidValue as exc:
+        raise InvalidEvent(str(exc)) from None
+
+
+def decode_remove(payload: Any) -> int:
+    if not isinstance(payload, dict):
+        raise InvalidEvent("remove payload is not an object")
+    idx = payload.get("idx")
+    if type(idx) is not int:
+        raise InvalidEvent("remove idx is not an integer")
+    return idx
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj)
+
+
+def access_payload(cid: str, token: Any, query: str, is_http: bool) -> bytes:
+    out: dict[str, Any] = {"cid": cid, "token": token}
+    if query:
+        out["query"] = query
+    if is_http:
+        out["isHttp"] = True
+    return orjson.dumps(out)
+
+
+def get_payload(query: str) -> bytes:
+    return orjson.dumps({"query": query}) if query else b"{}"
+
+
+def call_payload(cid: str, token: Any, params: Any, query: str, is_http: bool) -> bytes:
+    out: dict[str, Any] = {"cid": cid, "token": token, "params": params}
+    if query:
+        out["query"] = query
+    if is_http:
+        out["isHttp"] = True
+    return orjson.dumps(out)
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    """What auth requests tell services about the HTTP request behind a connection."""
+
+    header: dict[str, list[str]] = field(default_factory=dict)
+    host: str = ""
+    remote_addr: str = ""
+    uri: str = ""
+
+
+def auth_payload(
+    cid: str,
+    token: Any,
+    params: Any,
+    query: str,
+    info: RequestInfo | None,
+    *,
+    is_http: bool = False,
+    with_params: bool = True,
+) -> bytes:
+    out: dict[str, Any] = {"cid": cid, "token": token}
+    if with_params:
+        out["params"] = params
+    if query:
+        out["query"] = query
+    if info is not None:
+        if info.header:
+            out["header"] = info.header
+        if info.host:
+            out["host"] = info.host
+        if info.remote_addr:
+            out["remoteAddr"] = info.remote_addr
+        if info.uri:
+            out["uri"] = info.uri
+    if is_http:
+        out["isHttp"] = True
+    return orjson.dumps(out)

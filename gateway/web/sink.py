@@ -1,0 +1,83 @@
+"""Outgoing WebSocket frames for one client, written straight to its transport.
+
+Used by ``gateway.web.ws`` as the connection's ``ClientSink``. Frames sent during one turn of the
+event loop are coalesced into one write; a client whose transport buffer grows past the limit is a
+slow consumer and is disconnected, so one stalled client cannot exhaust the gateway's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway import constants
+
+log = logging.getLogger(__name__)
+
+
+class TransportSink:
+    """Coalescing writer of pre-built (unmasked, uncompressed) server frames."""
+
+    __slots__ = ("_transport", "_loop", "_frames", "_scheduled", "_limit", "cid")
+
+    def __init__(self, transport: asyncio.Transport, *, cid: str, limit: int = constants.WS_MAX_OUTBOX_BYTES) -> None:
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._frames: list[bytes] = []
+        self._scheduled = False
+        self._limit = limit
+        self.cid = cid
+
+    def send(self, frame: bytes) -> None:
+        self._frames.append(frame)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        frames, self._frames = self._frames, []
+        transport = self._transport
+        if transport.is_closing():
+            return
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        if transport.get_write_buffer_size() > self._limit:
+            log.warning("[%s] Slow consumer: closing connection", self.cid)
+            transport.abort()
+
+
+class CompressingSink:
+    """Fallback for connections that negotiated permessage-deflate: one writer task re-sends
+    frame payloads through aiohttp, which compresses them per connection."""
+
+    def __init__(self, ws: object, *, cid: str) -> None:
+        self._ws = ws
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=65536)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        self.cid = cid
+
+    def send(self, frame: bytes) -> None:
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            log.warning("[%s] Slow consumer: dropping compressed connection", self.cid)
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        from aiohttp import web
+
+        ws = self._ws
+        assert isinstance(ws, web.WebSocketResponse)
+        while True:
+            frame = await self._queue.get()
+            await ws.send_str(_payload(frame).decode("utf-8"))
+
+    def close(self) -> None:
+        self._task.cancel()
+
+
+def _payload(frame: bytes) -> bytes:
+    n = frame[1] & 0x7F
+    if n < 126:
+        return frame[2:]
+    return frame[4:] if n == 126 else frame[10:]

@@ -1,0 +1,87 @@
+"""WebSocket front end: origin check, upgrade, read loop into a ``Connection``.
+
+Called by ``gateway.web.server`` for requests on ``wsPath``. The transport stays thin: frames in
+go to ``Connection.handle_message``; frames out are written by a sink straight to the socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+from aiohttp import WSMsgType, web
+
+from gateway.conn.connection import Connection
+from gateway.protocol import errors, http
+from gateway.protocol.service import RequestInfo
+from gateway.web.sink import CompressingSink, TransportSink
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+
+
+def new_cid() -> str:
+    """A connection ID: unique, and safe as a NATS subject token."""
+    return secrets.token_hex(10)
+
+
+def origin_allowed(origin: str | None, allowed: list[str] | None) -> bool:
+    """resgate's rule: "*" allows all; a missing or "null" Origin is always accepted."""
+    if allowed is None or origin is None or origin == "null":
+        return True
+    return origin.lower() in allowed
+
+
+def request_info(request: web.BaseRequest) -> RequestInfo:
+    """Headers (canonical names, Host removed), host, remote address and URI for auth requests."""
+    header: dict[str, list[str]] = {}
+    for key, value in request.headers.items():
+        canon = http.canonical_header_key(key)
+        if canon != "Host":
+            header.setdefault(canon, []).append(value)
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    remote = ""
+    if peer:
+        host, port = peer[0], peer[1]
+        remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return RequestInfo(header=header, host=request.host, remote_addr=remote, uri=request.raw_path)
+
+
+async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
+    """Serve one WebSocket client from upgrade to close."""
+    config = gateway.config
+    if not origin_allowed(request.headers.get("Origin"), config.allowed_origins):
+        return web.json_response(errors.ERR_FORBIDDEN_ORIGIN.to_dict(), status=403)
+    ws = web.WebSocketResponse(autoping=True, max_msg_size=0, compress=config.ws_compression)
+    if not ws.can_prepare(request).ok:
+        return web.json_response(errors.ERR_BAD_REQUEST.to_dict(), status=400)
+    cid = new_cid()
+    handle_sub = gateway.mq.subscribe("conn." + cid + ".*")
+    await ws.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    sink: TransportSink | CompressingSink
+    sink = CompressingSink(ws, cid=cid) if ws.compress else TransportSink(transport, cid=cid)  # type: ignore[arg-type]
+    conn = Connection(
+        cid=cid,
+        cache=gateway.cache,
+        mq=gateway.mq,
+        sink=sink,
+        reference_throttle=config.reference_throttle,
+        info=request_info(request),
+    )
+    gateway.connections[cid] = conn
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
+                conn.handle_message(msg.data)
+    finally:
+        gateway.connections.pop(cid, None)
+        conn.close()
+        gateway.mq.unsubscribe(handle_sub)
+        if isinstance(sink, CompressingSink):
+            sink.close()
+    return ws
