@@ -309,6 +309,21 @@ class Connection:
         payload = service.access_payload(self.cid, self.token, query, self.is_http)
         self.mq.request("access." + name, payload, done)
 
+    def access_with_meta(
+        self, name: str, query: str
+    ) -> asyncio.Future[tuple[Access | None, ResError | None, service.Meta | None]]:
+        """A fresh access request whose reply meta is kept (for HTTP responses)."""
+        fut: asyncio.Future[tuple[Access | None, ResError | None, service.Meta | None]]
+        fut = asyncio.get_running_loop().create_future()
+
+        def done(data: bytes | None, err: ResError | None) -> None:
+            if not fut.done():
+                fut.set_result((None, err, None) if err is not None else service.decode_access_reply(data))
+
+        payload = service.access_payload(self.cid, self.token, query, self.is_http)
+        self.mq.request("access." + name, payload, done)
+        return fut
+
     def access_of(self, sub: ClientSub) -> asyncio.Future[AccessReply]:
         fut: asyncio.Future[AccessReply] = asyncio.get_running_loop().create_future()
 

@@ -145,6 +145,22 @@ def decode_access(data: bytes | None) -> tuple[Access, Meta | None]:
     return access_from_result(reply.result), reply.meta
 
 
+def decode_access_reply(data: bytes | None) -> tuple[Access | None, ResError | None, Meta | None]:
+    """Like ``decode_access`` but keeps the reply's meta also when access failed (HTTP needs it)."""
+    try:
+        reply = decode_reply(data)
+    except ResError as exc:
+        return None, exc, None
+    if reply.error is not None:
+        return None, reply.error, reply.meta
+    if reply.resource is not None:
+        return None, errors.internal_error("unexpected resource response to access request"), reply.meta
+    try:
+        return access_from_result(reply.result), None, reply.meta
+    except ResError as exc:
+        return None, exc, reply.meta
+
+
 def access_from_result(result: Any) -> Access:
     if result is None:
         return Access()
