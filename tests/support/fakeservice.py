@@ -340,11 +340,6 @@ class FakeService:
             raise AssertionError(f"gateway not {state} to {subject!r} within {timeout}s") from None
 
 
-def rid_event_subject(rid: str) -> str:
-    """A subject inside the event namespace of ``rid`` (for subscription checks)."""
-    return f"event.{rid}.probe"
-
-
 __all__ = [
     "EMPTY",
     "NULL",
@@ -352,6 +347,5 @@ __all__ = [
     "Request",
     "RequestSet",
     "encode_payload",
-    "rid_event_subject",
     "subject_matches",
 ]

@@ -86,7 +86,7 @@ class PendingRequest:
     async def error(self, expected: Any = None, timeout: float = 1.0) -> dict[str, Any]:
         return assert_error(await self.response(timeout), expected)
 
-    async def assert_no_response(self) -> None:
+    def assert_no_response(self) -> None:
         """No response has arrived so far (use after a barrier)."""
         assert not self._future.done(), f"unexpected response to {self.method!r}: {self._future.result()!r}"
 
