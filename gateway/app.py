@@ -20,6 +20,7 @@ from gateway.config import Config
 from gateway.conn.connection import Connection
 from gateway.mq import natsclient
 from gateway.mq.natsclient import NatsMQ
+from gateway.telemetry.metrics import CONTENT_TYPE, Metrics
 from gateway.web import server
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,10 @@ class Gateway:
             self.mq, eviction_delay=config.cache_eviction_delay / 1000, reset_throttle=config.reset_throttle
         )
         self.connections: dict[str, Connection] = {}
+        self.metrics = Metrics(self.cache)
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self._metrics_runner: web.AppRunner | None = None
         self._stopped: asyncio.Future[int] | None = None
         self._stopping = False
 
@@ -59,6 +62,20 @@ class Gateway:
         sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1] if sockets else self.config.port
         log.info("Listening on %s://%s:%d", self.config.scheme, self.config.addr or "0.0.0.0", self.port)
+        if self.config.metrics_port:
+            self._metrics_runner = await self._start_metrics()
+
+    async def _start_metrics(self) -> web.AppRunner:
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+        app = web.Application()
+        app.router.add_get("/metrics", metrics)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, self.config.listen_host, self.config.metrics_port, reuse_address=True).start()
+        log.info("Metrics on port %d", self.config.metrics_port)
+        return runner
 
     def _nats_options(self) -> dict[str, Any]:
         c = self.config
@@ -77,11 +94,13 @@ class Gateway:
         self._stopping = True
         for conn in list(self.connections.values()):
             conn.close()
-        if self._runner is not None:
+        for runner in (self._runner, self._metrics_runner):
+            if runner is None:
+                continue
             try:
-                await asyncio.wait_for(self._runner.cleanup(), constants.WS_CLOSE_TIMEOUT)
+                await asyncio.wait_for(runner.cleanup(), constants.WS_CLOSE_TIMEOUT)
             except asyncio.TimeoutError:
-                log.warning("Timed out closing the client listener")
+                log.warning("Timed out closing a listener")
         await self.mq.close()
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(0)

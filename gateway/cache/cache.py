@@ -99,6 +99,15 @@ class Cache:
     def has(self, name: str) -> bool:
         return name in self._entries
 
+    def sizes(self) -> tuple[int, int]:
+        """(cached resources, subscriptions on them), for metrics."""
+        resources = subscriptions = 0
+        for entry in self._entries.values():
+            for res in entry.resources():
+                resources += 1
+                subscriptions += len(res.subscribers)
+        return resources, subscriptions
+
     # -- subscribing ---------------------------------------------------------------------------
 
     def subscribe(self, sub: Subscriber, name: str, query: str, throttle: Throttle = UNLIMITED) -> None:

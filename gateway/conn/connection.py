@@ -48,6 +48,7 @@ class Connection:
         info: RequestInfo | None = None,
         protocol: int = constants.LEGACY_PROTOCOL,
         is_http: bool = False,
+        count_request: Callable[[str], None] | None = None,
     ) -> None:
         self.cid = cid
         self.cache = cache
@@ -62,6 +63,7 @@ class Connection:
         self.tid: str | None = None
         self.subs: dict[str, ClientSub] = {}
         self.closed = False
+        self.count_request = count_request or _ignore
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -95,8 +97,10 @@ class Connection:
         if parsed is None:
             self._error(req.id, errors.ERR_INVALID_REQUEST)
             return
+        action = parsed.action
+        if action != "version":
+            self.count_request(action)
         try:
-            action = parsed.action
             if action == "version":
                 self._version(req)
             elif action == "subscribe":
@@ -528,3 +532,6 @@ class Connection:
         for task in list(self._tasks):
             task.cancel()
 
+
+def _ignore(action: str) -> None:
+    pass

@@ -72,13 +72,17 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
         sink=sink,
         reference_throttle=config.reference_throttle,
         info=request_info(request),
+        count_request=gateway.metrics.ws_request,
     )
     gateway.connections[cid] = conn
+    gateway.metrics.ws_current.inc()
+    gateway.metrics.ws_total.inc()
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
                 conn.handle_message(msg.data)
     finally:
+        gateway.metrics.ws_current.dec()
         gateway.connections.pop(cid, None)
         conn.close()
         gateway.mq.unsubscribe(handle_sub)

@@ -1,0 +1,72 @@
+"""Prometheus metrics with resgate's names (so existing dashboards keep working).
+
+Made by ``gateway.app`` (one registry per gateway, so several gateways can share a process) and
+updated by the front ends. Cache sizes are read at scrape time by a collector, which costs the hot
+paths nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from gateway import constants
+
+if TYPE_CHECKING:
+    from gateway.cache.cache import Cache
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+WS_METHODS = ("get", "subscribe", "unsubscribe", "call", "auth")
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+
+class _CacheCollector:
+    """resgate_cache_resources / resgate_cache_subscriptions, computed from the cache on scrape."""
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[Metric]:
+        resources, subscriptions = self._cache.sizes()
+        yield GaugeMetricFamily("resgate_cache_resources", "Number of cached resources", value=resources)
+        yield GaugeMetricFamily(
+            "resgate_cache_subscriptions", "Number of connection subscriptions on cached resources", value=subscriptions
+        )
+
+
+class Metrics:
+    """The gateway's metric instruments."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        PlatformCollector(registry=r)
+        ProcessCollector(registry=r)
+        Info("resgate", "pyresgate version and RES protocol version", registry=r).info(
+            {"version": constants.RESGATE_VERSION, "protocol": constants.PROTOCOL_VERSION}
+        )
+        self.ws_current = Gauge("resgate_ws_current_connections", "Current WebSocket connections", registry=r)
+        self.ws_total = Counter("resgate_ws_connections", "WebSocket connections since start", registry=r)
+        ws_requests = Counter("resgate_ws_requests", "WebSocket requests by method", ["method"], registry=r)
+        http_requests = Counter("resgate_http_requests", "HTTP API requests by method", ["method"], registry=r)
+        self.ws_requests = {m: ws_requests.labels(m) for m in WS_METHODS}
+        self.http_requests = {m: http_requests.labels(m) for m in HTTP_METHODS}
+        r.register(_CacheCollector(cache))  # type: ignore[arg-type]
+
+    def ws_request(self, action: str) -> None:
+        counter = self.ws_requests.get("call" if action == "new" else action)
+        if counter is not None:
+            counter.inc()
+
+    def http_request(self, method: str) -> None:
+        counter = self.http_requests.get("GET" if method == "HEAD" else method)
+        if counter is not None:
+            counter.inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)  # type: ignore[no-any-return]
