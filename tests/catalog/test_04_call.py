@@ -11,7 +11,6 @@ from tests.support.calls_helpers import (
     ERR,
     OK,
     RAW,
-    RES,
     TO,
     TO_WAIT,
     Reply,
@@ -30,7 +29,7 @@ from tests.support.fixtures import (
     get_result,
 )
 from tests.support.gatewayrunner import GatewayHandle
-from tests.support.macros import connect, connect_nover, get_cid, no_nats, subscribe, subscribe_parent
+from tests.support.macros import connect, connect_nover, get_cid, no_nats, subscribe_parent
 from tests.support.wsclient import MISSING, assert_error, assert_result
 
 P = {"value": 42}
@@ -44,6 +43,10 @@ A_FB = OK({"get": True, "call": "foo,bar"})
 A_G = OK({"get": True})
 
 BOTH = b'{"result":{"foo":"bar"},"error":{"code":"system.custom","message":"Custom"}}'
+INT_CODE = b'{"error":{"code":12,"message":"integer code"}}'
+NO_CODE = b'{"error":{"message":"missing code"}}'
+BAD_RID = b'{"resource":{"rid":"test..model"}}'
+IE = ("code", "system.internalError")
 WS_ACCESS = b'{"result":\r\n\t {"get":\r\n\t true,"call":"*"}\r\n\t }'
 
 
@@ -66,27 +69,27 @@ CALL_01_ROWS: list[tuple[bool, Any, Reply, Reply | None, tuple[str, Any]]] = [
     (False, MISSING, A_ALL, OK(None), ("result", {"payload": None})),  # 15
     (True, MISSING, A_ALL, OK(42), ("result", {"payload": 42})),  # 16
     (False, MISSING, A_ALL, OK(42), ("result", {"payload": 42})),  # 17
-    (False, MISSING, OK({"get": "invalid"}), None, ("code", "system.internalError")),  # 18
-    (False, MISSING, RAW(b'{"broken":JSON}'), None, ("code", "system.internalError")),  # 19
-    (False, MISSING, A_M, RAW(b'{"broken":JSON}'), ("code", "system.internalError")),  # 20
-    (False, MISSING, A_M, RAW(b"{}"), ("code", "system.internalError")),  # 21
+    (False, MISSING, OK({"get": "invalid"}), None, IE),  # 18
+    (False, MISSING, RAW(b'{"broken":JSON}'), None, IE),  # 19
+    (False, MISSING, A_M, RAW(b'{"broken":JSON}'), IE),  # 20
+    (False, MISSING, A_M, RAW(b"{}"), IE),  # 21
     (False, MISSING, RAW(WS_ACCESS), S, ("result", PAYLOAD)),  # 22
     (True, MISSING, A_M, RAW(BOTH), ("code", "system.custom")),  # 23
     (False, MISSING, A_M, RAW(BOTH), ("code", "system.custom")),  # 24
-    (True, MISSING, A_ALL, RAW(b'{"error":[]}'), ("code", "system.internalError")),  # 25
-    (False, MISSING, A_ALL, RAW(b'{"error":[]}'), ("code", "system.internalError")),  # 26
-    (True, MISSING, A_ALL, RAW(b'{"error":{"message":"missing code"}}'), ("code", "")),  # 27
-    (False, MISSING, A_ALL, RAW(b'{"error":{"message":"missing code"}}'), ("code", "")),  # 28
-    (True, MISSING, A_ALL, RAW(b'{"error":{"code":12,"message":"integer code"}}'), ("code", "system.internalError")),  # 29
-    (False, MISSING, A_ALL, RAW(b'{"error":{"code":12,"message":"integer code"}}'), ("code", "system.internalError")),  # 30
-    (True, MISSING, A_ALL, RAW(b'{"resource":"test.model"}'), ("code", "system.internalError")),  # 31
-    (False, MISSING, A_ALL, RAW(b'{"resource":"test.model"}'), ("code", "system.internalError")),  # 32
-    (True, MISSING, A_ALL, RAW(b'{"resource":{}}'), ("code", "system.internalError")),  # 33
-    (False, MISSING, A_ALL, RAW(b'{"resource":{}}'), ("code", "system.internalError")),  # 34
-    (True, MISSING, A_ALL, RAW(b'{"resource":{"rid":42}}'), ("code", "system.internalError")),  # 35
-    (False, MISSING, A_ALL, RAW(b'{"resource":{"rid":42}}'), ("code", "system.internalError")),  # 36
-    (True, MISSING, A_ALL, RAW(b'{"resource":{"rid":"test..model"}}'), ("code", "system.internalError")),  # 37
-    (False, MISSING, A_ALL, RAW(b'{"resource":{"rid":"test..model"}}'), ("code", "system.internalError")),  # 38
+    (True, MISSING, A_ALL, RAW(b'{"error":[]}'), IE),  # 25
+    (False, MISSING, A_ALL, RAW(b'{"error":[]}'), IE),  # 26
+    (True, MISSING, A_ALL, RAW(NO_CODE), ("code", "")),  # 27
+    (False, MISSING, A_ALL, RAW(NO_CODE), ("code", "")),  # 28
+    (True, MISSING, A_ALL, RAW(INT_CODE), IE),  # 29
+    (False, MISSING, A_ALL, RAW(INT_CODE), IE),  # 30
+    (True, MISSING, A_ALL, RAW(b'{"resource":"test.model"}'), IE),  # 31
+    (False, MISSING, A_ALL, RAW(b'{"resource":"test.model"}'), IE),  # 32
+    (True, MISSING, A_ALL, RAW(b'{"resource":{}}'), IE),  # 33
+    (False, MISSING, A_ALL, RAW(b'{"resource":{}}'), IE),  # 34
+    (True, MISSING, A_ALL, RAW(b'{"resource":{"rid":42}}'), IE),  # 35
+    (False, MISSING, A_ALL, RAW(b'{"resource":{"rid":42}}'), IE),  # 36
+    (True, MISSING, A_ALL, RAW(BAD_RID), IE),  # 37
+    (False, MISSING, A_ALL, RAW(BAD_RID), IE),  # 38
 ]
 
 
@@ -308,7 +311,9 @@ async def test_call_05_with_resource_response(
 
 
 # Test that {cid} in a call rid is replaced by the connection id in the NATS subjects.
-async def test_call_06_with_cid_placeholder_replaces_cid(gateway: GatewayHandle, service: FakeService) -> None:
+async def test_call_06_with_cid_placeholder_replaces_cid(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
     client = await connect(gateway)
     cid = await get_cid(client, service)
     pending = await client.send("call.test.{cid}.model.method", {"foo": "bar"})

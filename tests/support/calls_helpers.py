@@ -38,19 +38,19 @@ class Reply:
         return "TO" if self.kind == "to" else f"{self.kind.upper()}({self.value!r})"
 
 
-def OK(value: Any) -> Reply:  # noqa: N802 - catalog notation
+def OK(value: Any) -> Reply:
     return Reply("ok", value)
 
 
-def ERR(err: Any) -> Reply:  # noqa: N802
+def ERR(err: Any) -> Reply:
     return Reply("err", err)
 
 
-def RES(rid: str) -> Reply:  # noqa: N802
+def RES(rid: str) -> Reply:
     return Reply("res", rid)
 
 
-def RAW(data: bytes) -> Reply:  # noqa: N802
+def RAW(data: bytes) -> Reply:
     return Reply("raw", data)
 
 
@@ -65,7 +65,9 @@ TO_WAIT = 2.0
 
 def timeout_config(*replies: Reply | None) -> dict[str, Any]:
     """Gateway overrides for a row: a short request timeout if any of ``replies`` is TO."""
-    return {"request_timeout": SHORT_TIMEOUT_MS} if any(r is not None and r.is_timeout for r in replies) else {}
+    return (
+        {"request_timeout": SHORT_TIMEOUT_MS} if any(r is not None and r.is_timeout for r in replies) else {}
+    )
 
 
 def assert_client_request_payload(req: Request, params: Any) -> None:
