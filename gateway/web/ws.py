@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from gateway.conn.connection import Connection
-from gateway.protocol import errors, http
+from gateway.protocol import errors, http, service
+from gateway.protocol import rid as ridlib
+from gateway.protocol.errors import ResError
 from gateway.protocol.service import RequestInfo
 from gateway.web.sink import CompressingSink, TransportSink
 
@@ -60,21 +62,29 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
         return web.json_response(errors.ERR_BAD_REQUEST.to_dict(), status=400)
     cid = new_cid()
     handle_sub = gateway.mq.subscribe("conn." + cid + ".*")
-    await ws.prepare(request)
-    transport = request.transport
-    assert transport is not None
-    sink: TransportSink | CompressingSink
-    sink = CompressingSink(ws, cid=cid) if ws.compress else TransportSink(transport, cid=cid)  # type: ignore[arg-type]
     conn = Connection(
         cid=cid,
         cache=gateway.cache,
         mq=gateway.mq,
-        sink=sink,
+        sink=_NullSink(),
         reference_throttle=config.reference_throttle,
         info=request_info(request),
         count_request=gateway.metrics.ws_request,
     )
     gateway.connections[cid] = conn
+    if config.ws_header_auth_parts is not None:
+        refused = await _header_auth(gateway, conn, ws, config.ws_header_auth_parts)
+        if refused is not None:
+            gateway.connections.pop(cid, None)
+            conn.close()
+            gateway.mq.unsubscribe(handle_sub)
+            return refused
+    await ws.prepare(request)
+    transport = request.transport
+    assert transport is not None
+    sink: TransportSink | CompressingSink
+    sink = CompressingSink(ws, cid=cid) if ws.compress else TransportSink(transport, cid=cid)  # type: ignore[arg-type]
+    conn.sink = sink
     gateway.metrics.ws_current.inc()
     gateway.metrics.ws_total.inc()
     try:
@@ -89,3 +99,69 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
         if isinstance(sink, CompressingSink):
             sink.close()
     return ws
+
+
+class _NullSink:
+    """Sink of a connection that is not upgraded yet (or never will be)."""
+
+    def send(self, frame: bytes) -> None:
+        pass
+
+
+#: Headers a service may never set through meta (resgate's list).
+PROTECTED_HEADERS = frozenset(
+    (
+        "Sec-Websocket-Extensions",
+        "Sec-Websocket-Protocol",
+        "Access-Control-Allow-Credentials",
+        "Access-Control-Allow-Origin",
+        "Content-Type",
+    )
+)
+
+
+async def _header_auth(
+    gateway: Gateway, conn: Connection, ws: web.WebSocketResponse, parts: tuple[str, str]
+) -> web.StreamResponse | None:
+    """wsHeaderAuth: ask the service before upgrading; its meta may refuse or add headers."""
+    rid, method = parts
+    name, query = ridlib.split(ridlib.expand_cid(rid, conn.cid))
+    payload = service.auth_payload(conn.cid, conn.token, None, query, conn.info, is_http=True, with_params=False)
+    data, err = await conn.request("auth." + name + "." + method, payload)
+    if err is not None:
+        return None
+    try:
+        reply = service.decode_reply(data)
+    except ResError:
+        return None
+    meta = reply.meta
+    if meta is None:
+        return None
+    headers = [(http.canonical_header_key(k), v) for k, vs in meta.header.items() for v in vs]
+    headers = [(k, v) for k, v in headers if k not in PROTECTED_HEADERS]
+    status = meta.status
+    if status and not 300 <= status < 600:
+        log.error("Invalid meta status %d in response to %s.%s", status, rid, method)
+        status = 0
+    if not status:
+        for key in {k for k, _ in headers}:
+            ws.headers.popall(key, None)
+        for key, value in headers:
+            ws.headers.add(key, value)
+        return None
+    return _meta_response(gateway, status, headers, reply)
+
+
+def _meta_response(gateway: Gateway, status: int, headers: list[tuple[str, str]], reply: service.Reply) -> web.Response:
+    resp = web.Response(status=status)
+    for key, value in headers:
+        resp.headers.add(key, value)
+    if status < 400:
+        if "Location" not in resp.headers and reply.resource is not None:
+            resp.headers["Location"] = http.rid_to_path(reply.resource, gateway.config.api_path)
+        return resp
+    err = reply.error or http.error_for_meta_status(status)
+    resp.content_type = "application/json"
+    resp.charset = "utf-8"
+    resp.body = service.encode(err.to_dict())
+    return resp
