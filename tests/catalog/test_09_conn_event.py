@@ -14,6 +14,16 @@ from tests.support.wsclient import WSClient, assert_error
 USER_FOO = {"user": "foo"}
 
 
+async def set_token(client: WSClient, service: FakeService, cid: str, payload: Any) -> None:
+    """Publish ``conn.<cid>.token`` while answering a client auth request, so the event is ordered before
+    the auth response (the only ordering RES guarantees for token events, res-protocol §3.4.4)."""
+    pending = await client.send("auth.test.login")
+    req = await service.expect_request("auth.test.login")
+    await service.conn_event(cid, "token", payload)
+    await req.ok(None)
+    await pending.response()
+
+
 async def _call_denied(client: WSClient, service: FakeService, rid: str, token: Any) -> None:
     """``call.<rid>.method``: the access request carries ``token``; reply get:false → access denied."""
     pending = await client.send(f"call.{rid}.method")
@@ -26,7 +36,7 @@ async def _call_denied(client: WSClient, service: FakeService, rid: str, token: 
 async def _subscribe_parent_and_collection(client: WSClient, service: FakeService) -> str:
     """CONNEV-04/05 setup: first token, SUB_PARENT(false), SUB(test.collection); returns the cid."""
     cid = await get_cid(client, service)
-    await service.conn_event(cid, "token", {"token": USER_FOO})
+    await set_token(client, service, cid, {"token": USER_FOO})
     await subscribe_parent(client, service)
     await subscribe(client, service, "test.collection")
     return cid
@@ -44,7 +54,7 @@ async def test_connev_01_connection_event(gateway: GatewayHandle, service: FakeS
 async def test_connev_02_token_on_access_call(gateway: GatewayHandle, service: FakeService) -> None:
     client = await connect(gateway)
     cid = await get_cid(client, service)
-    await service.conn_event(cid, "token", {"token": USER_FOO})
+    await set_token(client, service, cid, {"token": USER_FOO})
 
     pending = await client.send("subscribe.test.model")
     reqs = await service.requests(2)
@@ -62,12 +72,12 @@ async def test_connev_03_last_token_on_access_call(gateway: GatewayHandle, servi
     client = await connect(gateway)
     cid = await get_cid(client, service)
     token1 = {"user": "foo", "token": 1}
-    await service.conn_event(cid, "token", {"token": token1})
+    await set_token(client, service, cid, {"token": token1})
     await _call_denied(client, service, "test.model1", token1)
     token2 = {"user": "bar", "token": 2}
-    await service.conn_event(cid, "token", {"token": token2})
+    await set_token(client, service, cid, {"token": token2})
     await _call_denied(client, service, "test.model2", token2)
-    await service.conn_event(cid, "token", NULL)
+    await set_token(client, service, cid, NULL)
     await _call_denied(client, service, "test.model3", None)
 
 
@@ -77,7 +87,7 @@ async def test_connev_04_token_event_triggers_access_call_on_subscribed_resource
 ) -> None:
     client = await connect(gateway)
     cid = await _subscribe_parent_and_collection(client, service)
-    await service.conn_event(cid, "token", {"token": USER_FOO})
+    await set_token(client, service, cid, {"token": USER_FOO})
     reqs = await service.requests(2)
     assert reqs.subjects() == ["access.test.collection", "access.test.model.parent"]
     for req in reqs:
@@ -95,7 +105,7 @@ async def test_connev_05_token_event_triggers_unsubscribe_on_denied_access_call(
 ) -> None:
     client = await connect(gateway)
     cid = await _subscribe_parent_and_collection(client, service)
-    await service.conn_event(cid, "token", {"token": USER_FOO})
+    await set_token(client, service, cid, {"token": USER_FOO})
     reqs = await service.requests(2)
     await reqs.get("access.test.model.parent").ok({"get": False})
     await reqs.get("access.test.collection").error(E_ACCESS)
@@ -118,7 +128,7 @@ async def test_chk_121_token_null_clears_token_and_call_carries_token(
 ) -> None:
     client = await connect(gateway)
     cid = await get_cid(client, service)
-    await service.conn_event(cid, "token", {"token": USER_FOO})
+    await set_token(client, service, cid, {"token": USER_FOO})
     pending = await client.send("call.test.model.method", {"a": 1})
     await (await service.expect_request("access.test.model")).assert_path("token", USER_FOO).ok(
         {"get": True, "call": "*"}
@@ -127,7 +137,7 @@ async def test_chk_121_token_null_clears_token_and_call_carries_token(
     call.assert_path("token", USER_FOO).assert_path("cid", cid).assert_path("params", {"a": 1})
     await call.ok(None)
     await pending.response()
-    await service.conn_event(cid, "token", {"token": None})
+    await set_token(client, service, cid, {"token": None})
     await _call_denied(client, service, "test.other", None)
 
 
@@ -139,9 +149,9 @@ async def test_chk_122_token_change_error_reason_and_first_token_no_recheck(
     client = await connect(gateway)
     cid = await get_cid(client, service)
     await subscribe(client, service, "test.model")
-    await service.conn_event(cid, "token", {"token": USER_FOO})
+    await set_token(client, service, cid, {"token": USER_FOO})
     await no_nats(client, service)  # first token: no re-check
-    await service.conn_event(cid, "token", {"token": {"user": "bar"}})
+    await set_token(client, service, cid, {"token": {"user": "bar"}})
     access = await service.expect_request("access.test.model")
     access.assert_path("token", {"user": "bar"})
     await access.error(E_CUSTOMERR)
@@ -156,7 +166,7 @@ async def test_chk_123_malformed_token_event_logs_error(
 ) -> None:
     client = await connect(gateway)
     cid = await get_cid(client, service)
-    await service.conn_event(cid, "token", {"token": USER_FOO})
+    await set_token(client, service, cid, {"token": USER_FOO})
     await service.conn_event(cid, "token", b"{not json")
     await errors.expect(1)
     await _call_denied(client, service, "test.model", USER_FOO)
