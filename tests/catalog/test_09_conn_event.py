@@ -9,19 +9,10 @@ from tests.support.fixtures import CUSTOM_PAYLOAD, E_ACCESS, E_CUSTOMERR, UNSUB_
 from tests.support.gatewayrunner import GatewayHandle
 from tests.support.logguard import ErrorLog
 from tests.support.macros import connect, custom, get_cid, no_event, no_nats, subscribe, subscribe_parent
+from tests.support.tokenevent_helpers import set_token
 from tests.support.wsclient import WSClient, assert_error
 
 USER_FOO = {"user": "foo"}
-
-
-async def set_token(client: WSClient, service: FakeService, cid: str, payload: Any) -> None:
-    """Publish ``conn.<cid>.token`` while answering a client auth request, so the event is ordered before
-    the auth response (the only ordering RES guarantees for token events, res-protocol §3.4.4)."""
-    pending = await client.send("auth.test.login")
-    req = await service.expect_request("auth.test.login")
-    await service.conn_event(cid, "token", payload)
-    await req.ok(None)
-    await pending.response()
 
 
 async def _call_denied(client: WSClient, service: FakeService, rid: str, token: Any) -> None:
@@ -130,8 +121,10 @@ async def test_chk_121_token_null_clears_token_and_call_carries_token(
     cid = await get_cid(client, service)
     await set_token(client, service, cid, {"token": USER_FOO})
     pending = await client.send("call.test.model.method", {"a": 1})
-    await (await service.expect_request("access.test.model")).assert_path("token", USER_FOO).ok(
-        {"get": True, "call": "*"}
+    await (
+        (await service.expect_request("access.test.model"))
+        .assert_path("token", USER_FOO)
+        .ok({"get": True, "call": "*"})
     )
     call = await service.expect_request("call.test.model.method")
     call.assert_path("token", USER_FOO).assert_path("cid", cid).assert_path("params", {"a": 1})
