@@ -146,11 +146,11 @@ class NatsMQ:
             return
         timer = self._loop.call_later(timeout or self._timeout, self._on_timeout, token)
         self._pending[token] = _Pending(callback, timer, subject)
-        self._queue(("pub", subject, payload, reply, headers))
+        self._queue(("pub", subject, payload, reply, headers, token))
 
     def publish(self, subject: str, payload: bytes) -> None:
         if _fits(subject, ""):
-            self._queue(("pub", subject, payload, "", None))
+            self._queue(("pub", subject, payload, "", None, None))
 
     def subscribe(self, subject: str) -> int:
         self._next_handle += 1
@@ -186,15 +186,23 @@ class NatsMQ:
         while self._outgoing:
             ops, self._outgoing = self._outgoing, []
             for op in ops:
-                kind = op[0]
-                if kind == "pub":
-                    await self._nc.publish(op[1], op[2], reply=op[3], headers=op[4])
-                elif kind == "sub":
-                    self._subs[op[2]] = await self._raw_subscribe(op[1])
-                else:
-                    sub = self._subs.pop(op[1], None)
-                    if sub is not None:
-                        await sub.unsubscribe()
+                try:
+                    await self._send_op(op)
+                except Exception as exc:  # noqa: BLE001 - one bad message must not sink the batch
+                    log.debug("NATS %s failed: %s", op[0], exc)
+                    if op[0] == "pub" and op[5] is not None:
+                        self._fail(op[5], errors.internal_error(f"failed to send request: {exc}"))
+
+    async def _send_op(self, op: tuple[Any, ...]) -> None:
+        kind = op[0]
+        if kind == "pub":
+            await self._nc.publish(op[1], op[2], reply=op[3], headers=op[4])
+        elif kind == "sub":
+            self._subs[op[2]] = await self._raw_subscribe(op[1])
+        else:
+            sub = self._subs.pop(op[1], None)
+            if sub is not None:
+                await sub.unsubscribe()
 
     async def _raw_subscribe(self, subject: str) -> Any:
         # No callback: nats-py then starts no task of its own. Its per-subscription queue is swapped
