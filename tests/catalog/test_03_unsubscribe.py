@@ -252,3 +252,17 @@ async def test_chk_49_unsubscribe_indirect_only_is_no_subscription(
     assert_error(await client.request("unsubscribe.test.model"), E_NOSUB)
     await _still_subscribed(client, service, "test.model")
     await _still_subscribed(client, service, "test.model.parent")
+
+
+# Checklist 47 (with protocol §2.3/§5.12): non-integer counts, even integral floats, are invalid params.
+@pytest.mark.parametrize(
+    "params", [{"count": 1.5}, {"count": 2.0}, {"count": "1"}, "1"], ids=["1.5", "2.0", "str", "bare"]
+)
+async def test_chk_47_unsubscribe_non_integer_count_is_invalid(
+    gateway: GatewayHandle, service: FakeService, params: Any
+) -> None:
+    client = await connect(gateway)
+    await subscribe(client, service, "test.model")
+    assert_result(await client.request("subscribe.test.model"), {})
+    assert_error(await client.request("unsubscribe.test.model", params), "system.invalidParams")
+    await _still_subscribed(client, service, "test.model")
