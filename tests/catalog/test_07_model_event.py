@@ -37,7 +37,9 @@ async def _resubscribe_cached(client: WSClient, svc: FakeService, rid: str, expe
 
 
 # Test that a change event on a subscribed model is forwarded to the client.
-async def test_mev_01_change_event_on_subscribed_resource(gateway: GatewayHandle, service: FakeService) -> None:
+async def test_mev_01_change_event_on_subscribed_resource(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
     client = await connect(gateway)
     await subscribe(client, service, "test.model")
     ev = {"values": {"string": "bar", "int": -12}}
@@ -301,9 +303,7 @@ async def test_chk_94_reference_moved_between_properties_stays_subscribed(
 
 
 # Checklist 92 (negative side): malformed change payloads (not JSON, not an object) log an error, no event.
-@pytest.mark.parametrize(
-    "payload", [b"{not json", b"[1,2]", b"42"], ids=["invalid-json", "array", "number"]
-)
+@pytest.mark.parametrize("payload", [b"{not json", b"[1,2]", b"42"], ids=["invalid-json", "array", "number"])
 async def test_chk_92_malformed_change_payload_logs_error(
     gateway: GatewayHandle, service: FakeService, errors: ErrorLog, payload: bytes
 ) -> None:

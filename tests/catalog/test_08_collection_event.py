@@ -107,7 +107,9 @@ CEV_04_ROWS: list[list[tuple[str, int]]] = [
 
 
 # Test that sequential add/remove events of one reference carry the resource only when not held.
-@pytest.mark.parametrize("steps", CEV_04_ROWS, ids=[f"CEV-04.{i:02d}" for i in range(1, len(CEV_04_ROWS) + 1)])
+@pytest.mark.parametrize(
+    "steps", CEV_04_ROWS, ids=[f"CEV-04.{i:02d}" for i in range(1, len(CEV_04_ROWS) + 1)]
+)
 async def test_cev_04_sequential_add_remove_events_with_resource_reference(
     gateway: GatewayHandle, service: FakeService, steps: list[tuple[str, int]]
 ) -> None:

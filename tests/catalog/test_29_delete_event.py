@@ -27,7 +27,9 @@ async def _expect_deleted(client: WSClient, rid: str) -> None:
 # Test that a delete event is sent to the client, followed by an unsubscribe event (DEL-01 model,
 # DEL-02 collection).
 @pytest.mark.parametrize("rid", ["test.model", "test.collection"], ids=["DEL-01", "DEL-02"])
-async def test_del_01_delete_event_sent_to_client(gateway: GatewayHandle, service: FakeService, rid: str) -> None:
+async def test_del_01_delete_event_sent_to_client(
+    gateway: GatewayHandle, service: FakeService, rid: str
+) -> None:
     client = await connect(gateway)
     await subscribe(client, service, rid)
     await service.event(rid, "delete", NULL)
@@ -140,7 +142,9 @@ async def test_chk_102_delete_of_indirect_resource_has_no_unsubscribe_event(
 
 
 # Checklist 102: later change events on a deleted resource are not forwarded either.
-async def test_chk_102_change_after_delete_not_forwarded(gateway: GatewayHandle, service: FakeService) -> None:
+async def test_chk_102_change_after_delete_not_forwarded(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
     client = await connect(gateway)
     await subscribe(client, service, "test.model")
     await service.event("test.model", "delete", NULL)

@@ -78,7 +78,9 @@ async def test_l120_02_legacy120_change_event_soft_replaced_by_reference_subscri
     values = {"values": {"child": {"rid": "test.model", "soft": False}}}
     await service.event("test.model.soft", "change", values)
     await (await service.expect_request("get.test.model")).json(get_reply("test.model"))
-    await client.expect_event("test.model.soft.change", {**values, "models": {"test.model": MODELS["test.model"]}})
+    await client.expect_event(
+        "test.model.soft.change", {**values, "models": {"test.model": MODELS["test.model"]}}
+    )
     await custom(service, "test.model")
     await client.expect_event("test.model.custom", CUSTOM_PAYLOAD)
 
