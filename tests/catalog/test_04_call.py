@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from tests.support.calls_helpers import (
     ERR,
     OK,
     RAW,
+    SHORT_TIMEOUT_MS,
     TO,
     TO_WAIT,
     Reply,
@@ -23,13 +25,16 @@ from tests.support.fixtures import (
     E_CUSTOMERR,
     E_INTERNAL,
     E_INVPARAMS,
+    E_NOSUB,
+    E_NOTFOUND,
     E_TIMEOUT,
     E_TOOLONG,
     MODELS,
     get_result,
 )
 from tests.support.gatewayrunner import GatewayHandle
-from tests.support.macros import connect, connect_nover, get_cid, no_nats, subscribe_parent
+from tests.support.jsoncmp import assert_json_equal
+from tests.support.macros import connect, connect_nover, get_cid, no_nats, subscribe, subscribe_parent
 from tests.support.wsclient import MISSING, assert_error, assert_result
 
 P = {"value": 42}
@@ -341,4 +346,165 @@ async def test_call_08_long_resource_id_returns_err_subject_too_long(
 ) -> None:
     client = await connect(gateway)
     assert_error(await client.request("call.test." + "a" * 10000 + ".method"), E_TOOLONG)
+    await no_nats(client, service)
+
+
+# ---------------------------------------------------------------------------------------------------
+# res-protocol.md §7 checklist items (G. Call, J. Service request payloads, K. Request mechanics) not
+# already covered by the catalog rows above.
+
+
+# §7 item 60: a service error passes through unchanged, including its data.
+async def test_chk_60_service_error_passes_through_with_data(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
+    client = await connect(gateway)
+    err = {"code": "custom.error", "message": "Custom error", "data": {"foo": ["bar", 42]}}
+    pending = await client.send("call.test.model.method")
+    await (await service.expect_request("access.test.model")).ok({"get": True, "call": "*"})
+    await (await service.expect_request("call.test.model.method")).error(err)
+    resp = await pending.response()
+    assert "error" in resp, f"expected an error, got {resp}"
+    assert_json_equal(resp["error"], err, "error")
+
+
+# §7 item 65: a resource response for a rid already subscribed and sent returns only the rid (no access or
+# get request, no resource set) and adds a direct subscription (a later {"count":2} unsubscribe succeeds).
+async def test_chk_65_resource_response_for_subscribed_rid(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
+    client = await connect(gateway)
+    await subscribe(client, service, "test.model")
+    pending = await client.send("call.test.collection.method")
+    await (await service.expect_request("access.test.collection")).ok({"get": True, "call": "*"})
+    await (await service.expect_request("call.test.collection.method")).resource("test.model")
+    assert_result(await pending.response(), {"rid": "test.model"})
+    await no_nats(client, service)
+    assert_result(await client.request("unsubscribe.test.model", {"count": 2}))
+    assert_error(await client.request("unsubscribe.test.model"), E_NOSUB)
+
+
+# §7 item 66 (and §5.6): calls on a rid the client does not subscribe send a fresh access request every
+# time, even after a granted access (catalog §7.4: CALL-04 without a prior subscription).
+async def test_chk_66_call_without_subscription_requests_access_each_time(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
+    client = await connect(gateway)
+    for _ in range(2):
+        pending = await client.send("call.test.model.method")
+        await (await service.expect_request("access.test.model")).ok({"get": True, "call": "*"})
+        await (await service.expect_request("call.test.model.method")).ok("x")
+        assert_result(await pending.response(), {"payload": "x"})
+
+
+# §7 items 68/79/80/81: a call on a query rid uses only the name in the subjects; access and call payloads
+# carry the query; payloads have exactly the specified members.
+async def test_chk_68_call_on_query_rid_carries_query(gateway: GatewayHandle, service: FakeService) -> None:
+    client = await connect(gateway)
+    cid = await get_cid(client, service)
+    pending = await client.send("call.test.model?q=foo.method")
+    access = await service.expect_request("access.test.model")
+    access.assert_payload({"cid": cid, "token": None, "query": "q=foo"})
+    await access.ok({"get": True, "call": "*"})
+    call = await service.expect_request("call.test.model.method")
+    call.assert_payload({"cid": cid, "token": None, "params": None, "query": "q=foo"})
+    await call.ok(None)
+    assert_result(await pending.response(), {"payload": None})
+
+
+# §7 items 78/79/80: exact payloads without query: get {}, access {cid, token:null}, call {cid, token, params}.
+async def test_chk_78_80_exact_request_payloads(gateway: GatewayHandle, service: FakeService) -> None:
+    client = await connect(gateway)
+    cid = await get_cid(client, service)
+    pending = await client.send("subscribe.test.model")
+    reqs = await service.requests(2)
+    reqs.get("get.test.model").assert_payload({})
+    reqs.get("access.test.model").assert_payload({"cid": cid, "token": None})
+    await reqs.get("access.test.model").ok({"get": True, "call": "*"})
+    await reqs.get("get.test.model").ok(get_result("test.model"))
+    await pending.response()
+    pending = await client.send("call.test.model.method", {"a": [1, None]})
+    call = await service.expect_request("call.test.model.method")
+    call.assert_payload({"cid": cid, "token": None, "params": {"a": [1, None]}})
+    await call.ok(None)
+    await pending.response()
+
+
+# §7 items 78/81: a subscribe on a query rid sends get {"query": q} exactly and access with query.
+async def test_chk_81_subscribe_query_rid_payloads(gateway: GatewayHandle, service: FakeService) -> None:
+    client = await connect(gateway)
+    cid = await get_cid(client, service)
+    pending = await client.send("subscribe.test.model?q=foo&f=bar")
+    reqs = await service.requests(2)
+    reqs.get("get.test.model").assert_payload({"query": "q=foo&f=bar"})
+    reqs.get("access.test.model").assert_payload({"cid": cid, "token": None, "query": "q=foo&f=bar"})
+    await reqs.get("access.test.model").ok({"get": True})
+    await reqs.get("get.test.model").ok({**get_result("test.model"), "query": "f=bar&q=foo"})
+    assert_result(await pending.response(), {"models": {"test.model?q=foo&f=bar": MODELS["test.model"]}})
+
+
+# §7 item 82 (+ catalog §7.4): no reply within requestTimeout → system.timeout; a late reply is ignored
+# (no second response, no error, the connection keeps working).
+async def test_chk_82_timeout_then_late_reply_ignored(
+    gateway_factory: GatewayFactory, service: FakeService
+) -> None:
+    gw = await gateway_factory(request_timeout=SHORT_TIMEOUT_MS)
+    client = await connect(gw)
+    pending = await client.send("auth.test.model.method")
+    req = await service.expect_request("auth.test.model.method")
+    assert_error(await pending.response(TO_WAIT), E_TIMEOUT)
+    await req.ok({"late": True})
+    await no_nats(client, service)
+    await client.assert_no_event(0.1)
+
+
+# §7 item 83: a pre-response timeout:"N" extends the deadline to N ms after its receipt; the final response
+# arriving after the original request timeout then succeeds.
+async def test_chk_83_pre_response_extends_timeout(
+    gateway_factory: GatewayFactory, service: FakeService
+) -> None:
+    gw = await gateway_factory(request_timeout=200)
+    client = await connect(gw)
+    pending = await client.send("call.test.model.method")
+    await (await service.expect_request("access.test.model")).ok({"get": True, "call": "*"})
+    call = await service.expect_request("call.test.model.method")
+    await service.publish(call.reply, b'timeout:"2000"')
+    # Deliberate wait past the original 200 ms deadline (the behaviour under test is the extension).
+    await asyncio.sleep(0.4)
+    assert not pending.done, "gateway answered before the extended deadline"
+    await call.ok({"foo": "bar"})
+    assert_result(await pending.response(), {"payload": {"foo": "bar"}})
+
+
+# §7 item 83: the pre-response restarts the timer N ms after its receipt, so it can also shorten the wait.
+async def test_chk_83_pre_response_restarts_timer(
+    gateway_factory: GatewayFactory, service: FakeService
+) -> None:
+    gw = await gateway_factory(request_timeout=10000)
+    client = await connect(gw)
+    pending = await client.send("auth.test.model.method")
+    req = await service.expect_request("auth.test.model.method")
+    await service.publish(req.reply, b'timeout:"200"')
+    assert_error(await pending.response(2.0), E_TIMEOUT)
+
+
+# §7 item 84: a NATS no-responders reply maps to system.notFound at once (not after the request timeout).
+async def test_chk_84_no_responders_not_found(gateway_factory: GatewayFactory, service: FakeService) -> None:
+    gw = await gateway_factory(request_timeout=10000)
+    client = await connect(gw)
+    assert service.nc is not None
+    await service.nc.close()  # nobody subscribes to auth.> any more
+    assert_error(await client.request("auth.test.model.method", timeout=2.0), E_NOTFOUND)
+
+
+# §7 item 85: the subject-length limit is subject + inbox > 4096: a 4000-byte subject is published, a
+# 4096-byte one is refused with system.subjectTooLong and nothing is published.
+async def test_chk_85_subject_length_limit(gateway: GatewayHandle, service: FakeService) -> None:
+    client = await connect(gateway)
+    ok_subject = "auth.test." + "a" * (4000 - len("auth.test."))
+    pending = await client.send(ok_subject)
+    await (await service.expect_request(ok_subject)).ok(None)
+    assert_result(await pending.response(), {"payload": None})
+    long_method = "auth.test." + "a" * (4096 - len("auth.test."))
+    assert_error(await client.request(long_method), E_TOOLONG)
     await no_nats(client, service)
