@@ -45,8 +45,7 @@ async def test_del_03_delete_event_and_custom_event_not_sent(
     await subscribe(client, service, rid)
     await service.event(rid, "delete", NULL)
     await _expect_deleted(client, rid)
-    # The gateway may drop its event subscription once the resource is deleted: publish unchecked.
-    await service.event(rid, "custom", CUSTOM_PAYLOAD, check=False)
+    await service.event(rid, "custom", CUSTOM_PAYLOAD)
     await no_event(client, service, rid, QUIET)
 
 
@@ -89,7 +88,7 @@ async def test_del_07_delete_event_followed_by_resubscribe_is_not_cached(
     await subscribe(client, service, "test.model")
     await service.event("test.model", "delete", NULL)
     await _expect_deleted(client, "test.model")
-    await service.event("test.model", "custom", CUSTOM_PAYLOAD, check=False)
+    await service.event("test.model", "custom", CUSTOM_PAYLOAD)
     await no_event(client, service, "test.model", QUIET)
     await subscribe(client, service, "test.model")  # access and get again
     await custom(service, "test.model")
@@ -149,7 +148,7 @@ async def test_chk_102_change_after_delete_not_forwarded(
     await subscribe(client, service, "test.model")
     await service.event("test.model", "delete", NULL)
     await _expect_deleted(client, "test.model")
-    await service.event("test.model", "change", {"values": {"string": "bar"}}, check=False)
+    await service.event("test.model", "change", {"values": {"string": "bar"}})
     await no_event(client, service, "test.model", QUIET)
 
 
