@@ -18,10 +18,10 @@ from tests.support.calls_helpers import (
     timeout_config,
 )
 from tests.support.fakeservice import FakeService
-from tests.support.fixtures import E_INVPARAMS, E_TIMEOUT, E_TOOLONG
+from tests.support.fixtures import E_INVPARAMS, E_TIMEOUT, E_TOOLONG, MODELS, get_result
 from tests.support.gatewayrunner import GatewayHandle
-from tests.support.macros import connect, get_cid, no_nats
-from tests.support.wsclient import MISSING, assert_error, assert_result
+from tests.support.macros import connect, connect_nover, get_cid, no_nats
+from tests.support.wsclient import MISSING, WSClient, assert_error, assert_result
 
 IE = ("code", "system.internalError")
 BOTH = b'{"result":{"foo":"bar"},"error":{"code":"system.custom","message":"Custom"}}'
@@ -100,3 +100,76 @@ async def test_auth_04_long_resource_id_returns_err_subject_too_long(
     client = await connect(gateway)
     assert_error(await client.request("auth.test." + "a" * 10000 + ".method"), E_TOOLONG)
     await no_nats(client, service)
+
+
+# ---------------------------------------------------------------------------------------------------
+# res-protocol.md §7 checklist items (H. Auth) not already covered by the catalog rows above.
+
+
+# §7 item 70 (+ §3.3): the auth payload's header/host/uri/remoteAddr come from the WebSocket upgrade request;
+# header names are canonicalised and the Host header is not among them; there is no access request.
+async def test_chk_70_auth_payload_from_upgrade_request(gateway: GatewayHandle, service: FakeService) -> None:
+    client = await WSClient.connect(gateway.ws_url + "?foo=bar", {"x-test-header": "foo"})
+    gateway.clients.append(client)
+    assert_result(await client.request("version", {"protocol": "1.999.999"}))
+    pending = await client.send("auth.test.model.method", {"a": 1})
+    req = await service.expect_request("auth.test.model.method")
+    req.assert_path("params", {"a": 1}).assert_path("token", None).assert_missing("isHttp")
+    req.assert_path("host", f"127.0.0.1:{gateway.port}").assert_path("uri", "/?foo=bar")
+    remote = req.path("remoteAddr")
+    assert isinstance(remote, str) and remote.startswith("127.0.0.1:"), f"remoteAddr {remote!r}"
+    header = req.path("header")
+    assert isinstance(header, dict)
+    assert header.get("X-Test-Header") == ["foo"], f"header {header}"
+    assert "Host" not in header and "host" not in header, f"Host in header {header}"
+    await req.ok(None)
+    assert_result(await pending.response(), {"payload": None})
+
+
+# §7 item 71: an auth resource response subscribes the rid like a call does (access + get, resource set).
+async def test_chk_71_auth_resource_response(gateway: GatewayHandle, service: FakeService) -> None:
+    client = await connect(gateway)
+    pending = await client.send("auth.test.model.login")
+    await (await service.expect_request("auth.test.model.login")).resource("test.model")
+    reqs = await service.requests(2)
+    await reqs.get("access.test.model").ok({"get": True})
+    await reqs.get("get.test.model").ok(get_result("test.model"))
+    assert_result(
+        await pending.response(), {"rid": "test.model", "models": {"test.model": MODELS["test.model"]}}
+    )
+    await service.event("test.model", "custom", {"foo": "bar"})
+    await client.expect_event("test.model.custom", {"foo": "bar"})
+
+
+# §7 item 71 (§2.6): a legacy client gets the raw auth result, and {"rid":…} for a resource response
+# without the resource being fetched.
+async def test_chk_71_legacy_auth_results(gateway: GatewayHandle, service: FakeService) -> None:
+    client = await connect_nover(gateway)
+    pending = await client.send("auth.test.model.method")
+    await (await service.expect_request("auth.test.model.method")).ok({"foo": "bar"})
+    assert_result(await pending.response(), {"foo": "bar"})
+    pending = await client.send("auth.test.model.method")
+    await (await service.expect_request("auth.test.model.method")).resource("test.model")
+    assert_result(await pending.response(), {"rid": "test.model"})
+    await no_nats(client, service)
+
+
+# §7 item 72: a token event the service publishes before its auth response is in effect when the client
+# receives the response (the next access request carries the token).
+async def test_chk_72_token_event_before_auth_response(gateway: GatewayHandle, service: FakeService) -> None:
+    client = await connect(gateway)
+    token = {"user": "foo", "n": 1}
+    pending = await client.send("auth.test.model.login")
+    req = await service.expect_request("auth.test.model.login")
+    cid = req.path("cid")
+    await service.conn_event(cid, "token", {"token": token})
+    await req.ok(None)
+    await pending.response()
+    call = await client.send("call.test.model.method")
+    access = await service.expect_request("access.test.model")
+    access.assert_path("token", token)
+    await access.ok({"get": True, "call": "*"})
+    call_req = await service.expect_request("call.test.model.method")
+    call_req.assert_path("token", token)
+    await call_req.ok(None)
+    assert_result(await call.response(), {"payload": None})
