@@ -19,6 +19,7 @@ from tests.support.calls_helpers import (
 )
 from tests.support.fakeservice import FakeService
 from tests.support.fixtures import E_ACCESS, E_INVPARAMS, E_TIMEOUT, MODELS, get_result
+from tests.support.gatewayrunner import GatewayHandle
 from tests.support.logguard import ErrorLog
 from tests.support.macros import connect, no_nats
 from tests.support.wsclient import MISSING, assert_error, assert_result
@@ -130,3 +131,44 @@ async def test_new_01_legacy_new_on_resource(
         assert_error(resp, value)
     await no_nats(client, service)
     await errors.expect(logged)
+
+
+# ---------------------------------------------------------------------------------------------------
+# res-protocol.md §7 checklist items (I. New) not already covered by the catalog rows above.
+
+
+# §7 item 75: a {"resource":{"rid":…}} reply to new subscribes the rid like the legacy form, but logs no
+# deprecation error; the new resource is directly subscribed (events flow, unsubscribe succeeds).
+async def test_chk_75_new_with_resource_response(
+    gateway: GatewayHandle, service: FakeService, errors: ErrorLog
+) -> None:
+    client = await connect(gateway)
+    pending = await client.send("new.test.collection", P)
+    await (await service.expect_request("access.test.collection")).ok({"get": True, "call": "new"})
+    call = await service.expect_request("call.test.collection.new")
+    assert_client_request_payload(call, P)
+    await call.resource("test.model")
+    reqs = await service.requests(2)
+    await reqs.get("access.test.model").ok({"get": True})
+    await reqs.get("get.test.model").ok(get_result("test.model"))
+    assert_result(await pending.response(), RM[1])
+    await service.event("test.model", "custom", {"foo": "bar"})
+    await client.expect_event("test.model.custom", {"foo": "bar"})
+    assert_result(await client.request("unsubscribe.test.model"))
+    await errors.expect(0)
+
+
+# §7 item 75 (§5.11): the legacy deprecation error is logged once per service name, not once per request.
+async def test_chk_75_legacy_new_deprecation_logged_once(
+    gateway: GatewayHandle, service: FakeService, errors: ErrorLog
+) -> None:
+    client = await connect(gateway)
+    for n, rid in enumerate(("test.model", "test.collection")):
+        pending = await client.send("new.test.collection")
+        await (await service.expect_request("access.test.collection")).ok({"get": True, "call": "*"})
+        await (await service.expect_request("call.test.collection.new")).ok({"rid": rid})
+        reqs = await service.requests(2)
+        await reqs.get(f"access.{rid}").ok({"get": True})
+        await reqs.get(f"get.{rid}").ok(get_result(rid))
+        assert assert_result(await pending.response())["rid"] == rid
+        await errors.expect(1 if n == 0 else 0)
