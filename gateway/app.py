@@ -21,7 +21,7 @@ from gateway.conn.connection import Connection
 from gateway.mq import natsclient
 from gateway.mq.natsclient import NatsMQ
 from gateway.telemetry.metrics import CONTENT_TYPE, Metrics
-from gateway.web import server
+from gateway.web import api, server
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Gateway:
         await self.mq.sync()
         assert self.mq.closed is not None
         self.mq.closed.add_done_callback(self._on_mq_closed)
-        app = server.make_app(self)
+        app = server.make_app(self, api.handler(self))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.listen_host, self.config.port, reuse_address=True)

@@ -1,0 +1,352 @@
+"""HTTP API front end: web resources under ``apiPath`` (GET/HEAD, POST calls, mapped PUT/PATCH/DELETE).
+
+Called by ``gateway.web.server`` for every request whose path starts with ``apiPath``. Each request
+runs on a temporary ``Connection`` (own cid, latest protocol, ``isHttp`` requests, no token) that is
+closed when the response is built. Rules: res-protocol.md §4 (routing, URL mapping, flows, status
+codes, CORS, headerAuth) and §3.9 (meta, merged by ``web.meta``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from gateway import constants
+from gateway.conn.connection import Connection
+from gateway.conn.subscription import FAILED, READY
+from gateway.protocol import errors, http, service
+from gateway.protocol import rid as ridlib
+from gateway.protocol.errors import ResError
+from gateway.web import meta
+from gateway.web.ws import new_cid, request_info
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Content type of every JSON body the API writes (resources, call results, errors).
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+#: Methods always allowed in a CORS preflight answer; mapped PUT/DELETE/PATCH are appended.
+_BASE_METHODS = "GET, HEAD, OPTIONS, POST"
+#: JSON insignificant whitespace: a body of only these bytes means "no params".
+_JSON_WS = b" \t\r\n"
+
+
+def handler(gateway: Gateway) -> Handler:
+    """The API request handler for ``server.make_app``."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await _ApiRequest(gateway, request).serve()
+
+    return handle
+
+
+class _NullSink:
+    """HTTP connections never send WebSocket frames; anything written is dropped."""
+
+    def send(self, frame: bytes) -> None:
+        pass
+
+
+class _Direct(Exception):
+    """Carries a response that ends the request early (meta status, access outcome)."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__()
+        self.response = response
+
+
+class _ApiRequest:
+    """One API request: CORS, routing, the service flow and the response with merged meta headers."""
+
+    def __init__(self, gateway: Gateway, request: web.Request) -> None:
+        self.gateway = gateway
+        self.config = gateway.config
+        self.request = request
+        self.cors: CIMultiDict[str] = CIMultiDict()
+        self.header: meta.Header = {}  # merged meta headers (auth < access < call)
+        self.conn: Connection | None = None
+        self._conn_sub: Any = None
+        self._registered = False
+
+    # -- entry -------------------------------------------------------------------------------------
+
+    async def serve(self) -> web.Response:
+        forbidden = self._cors()
+        if self.request.method == "OPTIONS":
+            return self._options()
+        if forbidden:
+            return self._error(errors.ERR_FORBIDDEN_ORIGIN)
+        try:
+            return await self._dispatch()
+        except _Direct as direct:
+            return direct.response
+        except ResError as err:
+            return self._error(err)
+        except Exception:
+            log.exception("HTTP API request %s %s failed", self.request.method, self.request.raw_path[:200])
+            return self._error(errors.ERR_INTERNAL_ERROR)
+        finally:
+            self._close()
+
+    async def _dispatch(self) -> web.Response:
+        if getattr(self.gateway, "_stopping", False):
+            return self._error(errors.ERR_SERVICE_UNAVAILABLE)
+        api_path = self.config.api_path
+        path, _, raw_query = self.request.raw_path.partition("?")
+        path = path.partition("#")[0]
+        if len(path) > len(api_path) and path.endswith("/"):
+            return self._error(errors.ERR_NOT_FOUND)
+        rest = path[len(api_path) :]
+        method = self.request.method
+        if method in ("GET", "HEAD"):
+            rid = http.path_to_rid(rest, raw_query)
+            if rid is None:
+                return self._error(errors.ERR_NOT_FOUND)
+            return await self._get(rid)
+        if method == "POST":
+            target = http.path_to_rid_action(rest, raw_query)
+            if target is None:
+                return self._error(errors.ERR_NOT_FOUND)
+            return await self._call(target[0], target[1], mapped=False)
+        mapped = {
+            "PUT": self.config.put_method,
+            "DELETE": self.config.delete_method,
+            "PATCH": self.config.patch_method,
+        }.get(method)
+        if not mapped:
+            return self._error(errors.ERR_METHOD_NOT_ALLOWED)
+        rid = http.path_to_rid(rest, raw_query)
+        if rid is None:
+            return self._error(errors.ERR_NOT_FOUND)
+        return await self._call(rid, mapped, mapped=True)
+
+    # -- CORS and OPTIONS --------------------------------------------------------------------------
+
+    def _cors(self) -> bool:
+        """Fill the CORS headers of every response; True if the request's Origin is refused."""
+        if self.config.header_auth is not None:
+            self.cors["Access-Control-Allow-Credentials"] = "true"
+        allowed = self.config.allowed_origins
+        if allowed is None:
+            self.cors["Access-Control-Allow-Origin"] = "*"
+            return False
+        origin = self.request.headers.get("Origin")
+        if origin is None or origin == "null":
+            return False
+        self.cors["Vary"] = "Origin"
+        if origin.lower() in allowed:
+            self.cors["Access-Control-Allow-Origin"] = origin
+            return False
+        self.cors["Access-Control-Allow-Origin"] = allowed[0]
+        return True
+
+    def _options(self) -> web.Response:
+        methods = _BASE_METHODS
+        for name, mapped in (
+            ("PUT", self.config.put_method),
+            ("DELETE", self.config.delete_method),
+            ("PATCH", self.config.patch_method),
+        ):
+            if mapped:
+                methods += ", " + name
+        headers = CIMultiDict(self.cors)
+        headers["Access-Control-Allow-Methods"] = methods
+        requested = self.request.headers.getall("Access-Control-Request-Headers", [])
+        if requested:
+            headers["Access-Control-Allow-Headers"] = ", ".join(requested)
+        return web.Response(status=200, headers=headers)
+
+    # -- flows -------------------------------------------------------------------------------------
+
+    async def _get(self, rid: str) -> web.Response:
+        conn = self._open()
+        await self._header_auth()
+        name, query = ridlib.split(ridlib.expand_cid(rid, conn.cid))
+        sub = conn.add_direct(rid)  # the get request (or the cached resource), references followed
+        access, err, access_meta = await conn.access_with_meta(name, query)
+        self._apply_meta(access_meta, err, None)
+        if err is not None:
+            return self._error(err)
+        if access is None or not access.get:
+            return self._error(errors.ERR_ACCESS_DENIED)
+        await conn.loaded_future([sub])
+        if sub.state != READY:
+            return self._error(sub.err or errors.ERR_NOT_FOUND)
+        lookup = _lookup(conn)
+        if self.config.api_encoding == "jsonflat":
+            body = http.encode_jsonflat(rid, lookup, self.config.api_path)
+        else:
+            body = http.encode_json(rid, lookup, self.config.api_path)
+        return self._respond(200, orjson.dumps(body), json=True)
+
+    async def _call(self, rid: str, method: str, *, mapped: bool) -> web.Response:
+        params = _params(await self.request.read())
+        conn = self._open()
+        await self._header_auth()
+        name, query = ridlib.split(ridlib.expand_cid(rid, conn.cid))
+        reply: service.Reply | None = None
+        access, err, access_meta = await conn.access_with_meta(name, query)
+        self._apply_meta(access_meta, err, None)
+        if err is None and (access is None or not access.can_call(method)):
+            err = errors.ERR_ACCESS_DENIED
+        if err is None:
+            payload = service.call_payload(conn.cid, conn.token, params, query, True)
+            data, err = await conn.request("call." + name + "." + method, payload)
+        if err is None:
+            try:
+                reply = service.decode_reply(data)
+            except ResError as exc:
+                err = exc
+            else:
+                self._apply_meta(reply.meta, reply.error, reply.resource)
+                err = reply.error
+        if err is not None:
+            if mapped and err.code == errors.METHOD_NOT_FOUND:
+                err = errors.ERR_METHOD_NOT_ALLOWED
+            return self._error(err)
+        assert reply is not None
+        if reply.resource is not None:
+            return self._respond(200, location=http.rid_to_path(reply.resource, self.config.api_path))
+        if method == "new":
+            new_rid = _legacy_new_rid(reply.result)
+            if new_rid is not None:
+                conn.cache.deprecate(name, "legacy v1.1 new call result (result with rid)")
+                return self._respond(200, location=http.rid_to_path(new_rid, self.config.api_path))
+        if reply.result is None:
+            return self._respond(204)
+        return self._respond(200, orjson.dumps(reply.result), json=True)
+
+    async def _header_auth(self) -> None:
+        """Send the ``headerAuth`` request (if configured); its errors are ignored, its meta kept."""
+        parts = self.config.header_auth_parts
+        if parts is None:
+            return
+        conn = self.conn
+        assert conn is not None
+        # Registered and subscribed first, so a token event sent before the reply reaches us.
+        self.gateway.connections[conn.cid] = conn
+        self._registered = True
+        self._conn_sub = self.gateway.mq.subscribe("conn." + conn.cid + ".*")
+        auth_rid, method = parts
+        name, _ = ridlib.split(ridlib.expand_cid(auth_rid, conn.cid))
+        payload = service.auth_payload(
+            conn.cid, conn.token, None, "", conn.info, is_http=True, with_params=False
+        )
+        data, err = await conn.request("auth." + name + "." + method, payload)
+        if err is not None:
+            return
+        try:
+            reply = service.decode_reply(data)
+        except ResError:
+            return
+        self._apply_meta(reply.meta, reply.error, reply.resource)
+
+    # -- meta --------------------------------------------------------------------------------------
+
+    def _apply_meta(self, m: service.Meta | None, err: ResError | None, resource: str | None) -> None:
+        """Merge a response's meta headers; raise ``_Direct`` if its status answers the request."""
+        if m is None:
+            return
+        meta.merge(self.header, m.header)
+        kind = meta.status_kind(m.status)
+        if kind == "invalid":
+            log.error("Invalid meta status %d in HTTP response; ignored", m.status)
+        elif kind == "redirect":
+            location = meta.redirect_location(self.header, resource, self.config.api_path)
+            raise _Direct(self._respond(m.status, location=location))
+        elif kind == "error":
+            raise _Direct(self._error(meta.status_error(m.status, err), m.status))
+
+    # -- connection --------------------------------------------------------------------------------
+
+    def _open(self) -> Connection:
+        self.conn = Connection(
+            cid=new_cid(),
+            cache=self.gateway.cache,
+            mq=self.gateway.mq,
+            sink=_NullSink(),
+            reference_throttle=self.config.reference_throttle,
+            info=request_info(self.request),
+            protocol=constants.PROTOCOL_LATEST,
+            is_http=True,
+        )
+        return self.conn
+
+    def _close(self) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        self.conn = None
+        if self._registered and self.gateway.connections.get(conn.cid) is conn:
+            del self.gateway.connections[conn.cid]
+        if self._conn_sub is not None:
+            self.gateway.mq.unsubscribe(self._conn_sub)
+            self._conn_sub = None
+        conn.close()
+
+    # -- responses ---------------------------------------------------------------------------------
+
+    def _respond(
+        self, status: int, body: bytes | None = None, *, json: bool = False, location: str | None = None
+    ) -> web.Response:
+        headers: CIMultiDict[str] = CIMultiDict()
+        for key, values in self.header.items():
+            for value in values:
+                headers.add(key, value)
+        headers.update(self.cors)
+        if json:
+            headers["Content-Type"] = JSON_CONTENT_TYPE
+        if location is not None:
+            headers["Location"] = location
+        return web.Response(status=status, body=body, headers=headers)
+
+    def _error(self, err: ResError, status: int | None = None) -> web.Response:
+        code = status if status is not None else http.status_for_code(err.code)
+        return self._respond(code, orjson.dumps(err.to_dict()), json=True)
+
+
+def _params(body: bytes) -> Any:
+    """Call params from a request body: ``None`` when blank, else the JSON text kept verbatim."""
+    if not body.strip(_JSON_WS):
+        return None
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ResError(errors.BAD_REQUEST, f"Error decoding request body: {exc}") from None
+    return orjson.Fragment(body.strip(_JSON_WS))
+
+
+def _legacy_new_rid(result: Any) -> str | None:
+    """The rid of a v1.1 new-call result ``{"rid": "<rid>"}``, if the result has that shape."""
+    if isinstance(result, dict) and len(result) == 1 and isinstance(result.get("rid"), str):
+        rid: str = result["rid"]
+        if ridlib.is_valid_rid(rid, allow_query=True):
+            return rid
+    return None
+
+
+def _lookup(conn: Connection) -> http.Lookup:
+    """Resolve rids of the loaded tree from the connection's subscriptions (for the encoders)."""
+
+    def lookup(rid: str) -> http.Resource:
+        sub = conn.subs.get(rid)
+        if sub is None:
+            return ("error", errors.ERR_NOT_FOUND)
+        if sub.state == READY:
+            if sub.is_model:
+                return ("model", sub.data)
+            return ("collection", sub.data)
+        if sub.state == FAILED:
+            return ("error", sub.err or errors.ERR_NOT_FOUND)
+        return ("error", errors.ERR_NOT_FOUND)
+
+    return lookup
