@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GatewayFactory
-from tests.support.fakeservice import FakeService, Request
+from tests.support.fakeservice import EMPTY, FakeService, Request
 from tests.support.fixtures import (
     CUSTOM_PAYLOAD,
     E_ACCESS,
@@ -31,7 +31,7 @@ from tests.support.macros import (
     subscribe_q,
 )
 from tests.support.tokenevent_helpers import set_token
-from tests.support.wsclient import WSClient
+from tests.support.wsclient import WSClient, assert_result
 
 RESET_ALL = {"resources": ["test.>"]}
 TOKEN_RENEW = "token.renew"
@@ -440,10 +440,10 @@ async def test_sys_21_system_token_reset_with_no_matching_token_id_sends_no_auth
 
 
 async def _client_with_tid(
-    gateway: GatewayHandle, service: FakeService, tid: str = "foo"
+    gateway: GatewayHandle, service: FakeService, tid: str = "foo", rid: str = "test.model"
 ) -> tuple[WSClient, str]:
     client = await connect(gateway)
-    await subscribe(client, service, "test.model")
+    await subscribe(client, service, rid)
     cid = await get_cid(client, service)
     await set_token(client, service, cid, {"token": {"user": "foo"}, "tid": tid})
     return client, cid
@@ -520,3 +520,119 @@ async def test_sys_28_system_token_reset_with_timeout_on_auth_request_logs_error
     gw = await gateway_factory(request_timeout=200)
     await _matching_token_reset(gw, service)
     await errors.expect(1)
+
+
+# Checklist 124: a cached resource without subscribers (awaiting eviction) is refreshed by a reset too; the
+# new data is what a later subscriber gets (served from cache: access request only). A non-matching
+# pattern sends nothing.
+async def test_chk_124_reset_refreshes_cached_unsubscribed_resource(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
+    client = await connect(gateway)
+    await subscribe(client, service, "test.model")
+    assert_result(await client.request("unsubscribe.test.model"))
+    await _reset(service, {"resources": ["other.>", "test.model.>"]})
+    await no_nats(client, service)
+    await _reset(service, {"resources": ["test.model"]})
+    new = {"string": "bar", "int": 42, "bool": True, "null": None}
+    await (await service.expect_request("get.test.model")).ok({"model": new})
+    await no_event(client, service)
+    pending = await client.send("subscribe.test.model")
+    await (await service.expect_request("access.test.model")).ok({"get": True})
+    assert_result(await pending.response(), {"models": {"test.model": new}})
+
+
+# Checklist 124 (§3.8): a reset with invalid JSON is logged as an error; an empty payload is a no-op.
+async def test_chk_124_reset_bad_or_empty_payload(
+    gateway: GatewayHandle, service: FakeService, errors: ErrorLog
+) -> None:
+    client = await connect(gateway)
+    await subscribe(client, service, "test.model")
+    await _reset(service, EMPTY)
+    await _reset(service, b"{not json")
+    await errors.expect(1)
+    await no_nats(client, service)
+    await no_event(client, service)
+
+
+CHK_126_ROWS = [
+    (
+        ["foo", 42, True, None],
+        ["foo", "bar", 42, True],
+        [("remove", {"idx": 3}), ("add", {"idx": 1, "value": "bar"})],
+    ),
+    (["a", "b"], ["b", "a"], [("remove", {"idx": 0}), ("add", {"idx": 1, "value": "a"})]),
+]
+
+
+# Checklist 126: collection reset diffs follow the §5.8 remove/add sequence (its worked examples).
+@pytest.mark.parametrize(("old", "new", "events"), CHK_126_ROWS, ids=["insert-and-drop-last", "swap"])
+async def test_chk_126_reset_collection_diff_examples(
+    gateway: GatewayHandle,
+    service: FakeService,
+    old: list[Any],
+    new: list[Any],
+    events: list[tuple[str, Any]],
+) -> None:
+    client = await connect(gateway)
+    await subscribe(client, service, "test.collection.x", {"collection": old})
+    await _reset(service, RESET_ALL)
+    await (await service.expect_request("get.test.collection.x")).ok({"collection": new})
+    for name, data in events:
+        await client.expect_event(f"test.collection.x.{name}", data)
+    await no_event(client, service)
+
+
+# Checklist 132: a reset racing an add event that makes a client reference the reset resource leaves the
+# client consistent: either the old snapshot in the add's resource set followed by a change, or the new
+# snapshot and no change.
+async def test_chk_132_reset_concurrent_with_add_referencing_resource(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
+    c1 = await connect(gateway)
+    c2 = await connect(gateway)
+    await subscribe(c1, service, "test.collection.p", {"collection": ["p"]})
+    await subscribe(c2, service, "test.model")
+    await _reset(service, {"resources": ["test.model"]})
+    get = await service.expect_request("get.test.model")
+    await service.event("test.collection.p", "add", {"idx": 1, "value": {"rid": "test.model"}})
+    early = None
+    try:
+        early = await c1.get_event(timeout=0.2)
+    except AssertionError:
+        pass  # the gateway holds the add until the reset completes
+    new = {"string": "bar", "int": 42, "bool": True, "null": None}
+    await get.ok({"model": new})
+    await c2.expect_event("test.model.change", {"values": {"string": "bar"}})
+    add = early if early is not None else await c1.get_event()
+    assert add.name == "test.collection.p.add", f"unexpected event {add!r}"
+    assert add.data["idx"] == 1 and add.data["value"] == {"rid": "test.model"}, add.data
+    model = dict(add.data["models"]["test.model"])
+    if model != new:
+        await c1.expect_event("test.model.change", {"values": {"string": "bar"}})
+        model.update({"string": "bar"})
+    assert model == new, f"client view {model} != {new}"
+    await no_event(c1, service)
+    await no_event(c2, service)
+
+
+# Checklist 133: the token-reset request is auth-shaped (cid, token, header, host, uri, remoteAddr; no
+# params, query or isHttp) and goes only to connections whose tid is listed.
+async def test_chk_133_token_reset_request_shape_and_selection(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
+    await service.add_subject(TOKEN_RENEW)
+    c1, cid1 = await _client_with_tid(gateway, service, "a")
+    await _client_with_tid(gateway, service, "b", "test.collection")
+    c3 = await connect(gateway)
+    await _token_reset(service, {"tids": ["a", "c"], "subject": TOKEN_RENEW})
+    req = await service.expect_request(TOKEN_RENEW)
+    req.assert_path("cid", cid1).assert_path("token", {"user": "foo"})
+    req.assert_path_type("header", dict).assert_path_type("host", str)
+    req.assert_path_type("uri", str).assert_path_type("remoteAddr", str)
+    for key in ("params", "query", "isHttp"):
+        req.assert_missing(key)
+    await req.ok(None)
+    await no_nats(c3, service, "token")
+    await service.expect_no_request(0.1)
+    await no_event(c1, service)
