@@ -205,8 +205,8 @@ async def _reset_not_found(gateway: GatewayHandle, service: FakeService, rid: st
     ev = await client.expect_event(f"{rid}.delete")
     assert ev.data is None, f"delete event carries data: {ev.msg!r}"
     await client.expect_event(f"{rid}.unsubscribe", UNSUB_DELETED)
-    # The resource left the cache; whether the gateway still listens to its events is not asserted.
-    await _custom_not_delivered(client, service, rid, check=False)
+    # As in resgate's mock, publishing also asserts the gateway still listens (entry awaiting eviction).
+    await _custom_not_delivered(client, service, rid)
 
 
 # Test that system.notFound on a reset get deletes the model.
