@@ -213,3 +213,22 @@ async def test_chk_120_reaccess_and_token_change_clear_cached_access(
     await set_token(client, service, cid, {"token": {"user": "bar"}})
     await (await service.expect_request("access.test.model.parent")).ok({"get": True})
     await _call(client, service, "test.model", expect_access=True)
+
+
+# Checklist 113: events of a resource that is both directly and indirectly subscribed are queued during its
+# reaccess; on denial the direct subscription goes (unsubscribe event) and, as the resource is still
+# held through the parent, the queued event is delivered afterwards.
+async def test_chk_113_denied_reaccess_delivers_queued_events_of_still_indirect_resource(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
+    client = await connect(gateway)
+    await subscribe(client, service, "test.model")
+    await subscribe_parent(client, service, child_sent=True)
+    await _reaccess(service, "test.model")
+    access = await service.expect_request("access.test.model")
+    await custom(service, "test.model")
+    await no_event(client, service)
+    await access.ok({"get": False})
+    await client.expect_event("test.model.unsubscribe", UNSUB_ACCESS)
+    await client.expect_event("test.model.custom", CUSTOM_PAYLOAD)
+    await _custom_delivered(client, service, "test.model")
