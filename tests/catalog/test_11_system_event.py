@@ -636,3 +636,23 @@ async def test_chk_133_token_reset_request_shape_and_selection(
     await no_nats(c3, service, "token")
     await service.expect_no_request(0.1)
     await no_event(c1, service)
+
+
+# Checklist 124: a reset re-fetches the base resource and each cached query variant of a name (with the
+# normalized query), one get each.
+async def test_chk_124_reset_refetches_base_and_query_variants(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
+    client = await connect(gateway)
+    await subscribe(client, service, "test.model")
+    await subscribe_q(client, service, "test.model", "b=2&a=1", "a=1&b=2")
+    await _reset(service, RESET_ALL)
+    reqs = await service.requests(2)
+    payloads = sorted((r.data or {}).get("query", "") for r in reqs.get_all("get.test.model"))
+    assert payloads == ["", "a=1&b=2"], f"reset gets {[r.data for r in reqs]}"
+    for req in reqs:
+        query = (req.data or {}).get("query")
+        req.assert_payload({"query": query} if query else {})
+        await req.ok({**get_result("test.model"), **({"query": query} if query else {})})
+    await no_nats(client, service)
+    await no_event(client, service)
