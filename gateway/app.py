@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from gateway import constants
 from gateway.cache.cache import Cache
@@ -20,8 +21,8 @@ from gateway.config import Config
 from gateway.conn.connection import Connection
 from gateway.mq import natsclient
 from gateway.mq.natsclient import NatsMQ
-from gateway.telemetry.metrics import CONTENT_TYPE, Metrics
-from gateway.web import api, server
+from gateway.telemetry.metrics import Metrics, metrics_app
+from gateway.web import admin, api, server
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +33,31 @@ class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.mq = NatsMQ(request_timeout=config.request_timeout / 1000, on_message=self._on_message)
+        self.mq.on_reconnected = self._on_reconnected
         self.cache = Cache(
             self.mq, eviction_delay=config.cache_eviction_delay / 1000, reset_throttle=config.reset_throttle
         )
         self.connections: dict[str, Connection] = {}
+        #: Open WebSockets by cid, so shutdown can close them with 1001 (going away).
+        self.sockets: dict[str, web.WebSocketResponse] = {}
         self.metrics = Metrics(self.cache)
         self.port = 0
+        self.draining = False
         self._runner: web.AppRunner | None = None
-        self._metrics_runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._side_runners: list[web.AppRunner] = []
         self._stopped: asyncio.Future[int] | None = None
         self._stopping = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to NATS, subscribe to system events, then open the client listener."""
+        """Connect to NATS, subscribe to system events, then open the listeners."""
+        c = self.config
         loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
-        await self.mq.connect(self.config.nats_url.split(","), **self._nats_options())
+        servers = [u.strip() for u in c.nats_url.split(",") if u.strip()]
+        await self.mq.connect(servers, reconnect=not c.exit_on_nats_loss, **self._nats_options())
         self.mq.subscribe("system.*")
         await self.mq.sync()
         assert self.mq.closed is not None
@@ -57,29 +65,34 @@ class Gateway:
         app = server.make_app(self, api.handler(self))
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.listen_host, self.config.port, reuse_address=True)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
-        log.info("Listening on %s://%s:%d", self.config.scheme, self.config.addr or "0.0.0.0", self.port)
-        if self.config.metrics_port:
-            self._metrics_runner = await self._start_metrics()
+        self._site = web.TCPSite(self._runner, c.listen_host, c.port, reuse_address=True, ssl_context=self._tls())
+        await self._site.start()
+        sockets = self._site._server.sockets if self._site._server else []  # type: ignore[union-attr]
+        self.port = sockets[0].getsockname()[1] if sockets else c.port
+        log.info("Listening on %s://%s:%d", c.scheme, c.addr or "0.0.0.0", self.port)
+        if c.metrics_port:
+            await self._start_side("metrics", metrics_app(self), c.metrics_port, self._tls())
+        if c.admin_port:
+            await self._start_side("admin", admin.make_app(self), c.admin_port, None)
 
-    async def _start_metrics(self) -> web.AppRunner:
-        async def metrics(request: web.Request) -> web.Response:
-            return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
-
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
+    async def _start_side(self, what: str, app: web.Application, port: int, tls: ssl.SSLContext | None) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, self.config.listen_host, self.config.metrics_port, reuse_address=True).start()
-        log.info("Metrics on port %d", self.config.metrics_port)
-        return runner
+        await web.TCPSite(runner, self.config.listen_host, port, reuse_address=True, ssl_context=tls).start()
+        self._side_runners.append(runner)
+        log.info("Serving %s on port %d", what, port)
+
+    def _tls(self) -> ssl.SSLContext | None:
+        c = self.config
+        if not c.tls:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(c.cert_file, c.key_file or None)
+        return ctx
 
     def _nats_options(self) -> dict[str, Any]:
         c = self.config
-        opts: dict[str, Any] = {}
+        opts: dict[str, Any] = {"name": "pyresgate"}
         if c.nats_creds:
             opts["user_credentials"] = c.nats_creds
         tls = natsclient.tls_context(c.nats_cert, c.nats_key, list(c.nats_root_cas))
@@ -87,21 +100,66 @@ class Gateway:
             opts["tls"] = tls
         return opts
 
-    async def stop(self) -> None:
-        """Close every client, the listener and NATS (each step bounded); idempotent."""
+    def readiness_problems(self) -> list[str]:
+        """Why the gateway should not get traffic now (empty when ready)."""
+        problems = []
+        if not self.mq.is_connected:
+            problems.append("NATS not connected")
+        if self.draining or self._stopping:
+            problems.append("draining")
+        return problems
+
+    async def shutdown(self) -> None:
+        """Graceful stop (SIGTERM/SIGINT), as a checklist; each step is bounded in time."""
+        if self.draining or self._stopping:
+            return
+        c = self.config
+        # 1. Unready at once, so the load balancer stops sending new clients.
+        self.draining = True
+        # 2. Keep serving for the drain period while endpoints update.
+        await asyncio.sleep(c.drain_period / 1000)
+        try:
+            await asyncio.wait_for(self._close_clients(), max(c.shutdown_timeout / 1000 - 1.0, 0.5))
+        except asyncio.TimeoutError:
+            log.warning("Shutdown: clients did not close in time")
+        # 5. Listeners and NATS (draining what was queued).
+        await self.stop(drain=True)
+
+    async def _close_clients(self) -> None:
+        # 3. Refuse new connections.
+        if self._site is not None:
+            await self._site.stop()
+        # 4. Close WebSockets with 1001 (going away) at a bounded rate; in-flight requests finish.
+        rate = self.config.ws_close_rate
+        closing = []
+        for i, ws in enumerate(list(self.sockets.values())):
+            closing.append(asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY, message=b"going away")))
+            if rate and (i + 1) % max(rate // 20, 1) == 0:
+                await asyncio.sleep(max(rate // 20, 1) / rate)
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)
+        await self._wait_requests()
+
+    async def _wait_requests(self) -> None:
+        tasks = [t for conn in self.connections.values() for t in conn.tasks]
+        if tasks:
+            await asyncio.wait(tasks, timeout=constants.WS_CLOSE_TIMEOUT)
+
+    async def stop(self, *, drain: bool = False) -> None:
+        """Close every client, the listeners and NATS (each step bounded); idempotent."""
         if self._stopping:
             return
         self._stopping = True
         for conn in list(self.connections.values()):
             conn.close()
-        for runner in (self._runner, self._metrics_runner):
+        for runner in [self._runner, *self._side_runners]:
             if runner is None:
                 continue
             try:
                 await asyncio.wait_for(runner.cleanup(), constants.WS_CLOSE_TIMEOUT)
             except asyncio.TimeoutError:
                 log.warning("Timed out closing a listener")
-        await self.mq.close()
+        await self.mq.close(drain=drain)
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(0)
 
@@ -116,6 +174,11 @@ class Gateway:
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(1)
         asyncio.get_running_loop().create_task(self.stop())
+
+    def _on_reconnected(self) -> None:
+        # Events published while we were away are lost: re-fetch everything cached and send clients
+        # the differences, exactly as after a system.reset.
+        self.cache.refresh_all()
 
     # -- messages from services ----------------------------------------------------------------------
 

@@ -124,6 +124,15 @@ class Config(BaseSettings):
     exit_on_nats_loss: bool = _key(
         "exitOnNatsLoss", False, "Exit with code 1 when the NATS connection is lost, as resgate does"
     )
+    drain_period: int = _key(
+        "drainPeriod", 0, "Milliseconds to keep serving after SIGTERM while /readyz reports unready"
+    )
+    ws_close_rate: int = _key(
+        "wsCloseRate", 1000, "WebSocket connections closed per second on shutdown (0 = all at once)"
+    )
+    shutdown_timeout: int = _key(
+        "shutdownTimeout", 10000, "Milliseconds a graceful shutdown may take before leftovers are cut"
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -254,7 +263,10 @@ class Config(BaseSettings):
             raise ValueError("must be a valid method name (no dots, spaces, wildcards or ?)")
         return value
 
-    @field_validator("reset_throttle", "reference_throttle", "cache_eviction_delay")
+    @field_validator(
+        "reset_throttle", "reference_throttle", "cache_eviction_delay", "drain_period", "ws_close_rate",
+        "shutdown_timeout",
+    )
     @classmethod
     def _non_negative(cls, value: int) -> int:
         if value < 0:
@@ -532,6 +544,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("cacheevictiondelay",), "cache_eviction_delay", _INT, "<milliseconds>",
          "How long an unused resource stays cached", _EXT),
     Flag(("exitonnatsloss",), "exit_on_nats_loss", _BOOL, "", "Exit with code 1 when the NATS connection is lost", _EXT),
+    Flag(("drainperiod",), "drain_period", _INT, "<milliseconds>",
+         "Keep serving this long after SIGTERM while unready", _EXT),
+    Flag(("wscloserate",), "ws_close_rate", _INT, "<per second>",
+         "WebSocket connections closed per second on shutdown (0 = all at once)", _EXT),
+    Flag(("shutdowntimeout",), "shutdown_timeout", _INT, "<milliseconds>",
+         "Upper bound for a graceful shutdown", _EXT),
     Flag(("c", "config"), None, _STR, "<file>", "Configuration file (created with the settings if missing)", _COMMON),
     Flag(("h", "help"), None, _BOOL, "", "Show this message", _COMMON),
     Flag(("v", "version"), None, _BOOL, "", "Show version", _COMMON),

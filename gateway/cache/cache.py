@@ -489,6 +489,11 @@ class Cache:
                     for sub in list(res.subscribers):
                         sub.reset_access(throttle)
 
+    def refresh_all(self) -> None:
+        """Re-fetch every cached resource (after the NATS connection was re-established, events
+        may have been missed); clients get the differences as after ``system.reset``."""
+        self.reset([">"], [])
+
     def _send_reset_get(self, res: Resource, throttle: Throttle) -> None:
         def on_reply(data: bytes | None, err: ResError | None) -> None:
             throttle.done()

@@ -67,6 +67,11 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """Requests still being served."""
+        return list(self._tasks)
+
+    @property
     def legacy(self) -> bool:
         """Whether soft references and data values are rendered for clients older than 1.2.1."""
         return self.protocol < constants.PROTOCOL_SOFT_REFS
@@ -239,8 +244,8 @@ class Connection:
         """A v1.1 new-call result ``{"rid": ...}``; anything else is an internal error."""
         if isinstance(result, dict) and len(result) == 1 and isinstance(result.get("rid"), str):
             new_rid: str = result["rid"]
+            self.cache.deprecate(name, "legacy v1.1 new call result (result with rid)")
             if ridlib.is_valid_rid(new_rid, allow_query=True):
-                self.cache.deprecate(name, "legacy v1.1 new call result (result with rid)")
                 return new_rid
         raise errors.internal_error("non-resource response on new request")
 

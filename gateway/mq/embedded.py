@@ -13,10 +13,12 @@ servers started at the same time cannot race for the same port.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -24,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,14 @@ class EmbeddedNats:
         ]
         try:
             process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                # Own session: a Ctrl-C in the terminal reaches only pyresgate, which then stops the
+                # gateway before the server (no "connection lost" error on the way out).
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -167,6 +177,28 @@ class EmbeddedNats:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _load_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM when the parent dies, even by SIGKILL, so no
+    nats-server outlives pyresgate. (Linux ties this to the thread that spawned the child, so
+    ``EmbeddedNats.start`` must run in a long-lived thread — the event loop's.)"""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _read_client_port(workdir: Path) -> int | None:

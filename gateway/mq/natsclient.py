@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Any
+from typing import Any, Callable
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -63,21 +63,30 @@ class NatsMQ:
         self._next_handle = 0
         self.closed: asyncio.Future[str] | None = None
         self._closing = False
+        #: Called (synchronously) when the connection is lost and when it is back.
+        self.on_disconnected: Callable[[], None] = _nothing
+        self.on_reconnected: Callable[[], None] = _nothing
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def connect(self, servers: list[str], **options: Any) -> None:
-        """Connect and start the dispatcher and flusher; raises on failure to connect."""
+    async def connect(self, servers: list[str], *, reconnect: bool = False, **options: Any) -> None:
+        """Connect and start the dispatcher and flusher; raises on failure to connect.
+
+        With ``reconnect`` a lost connection is re-established (to any server of the cluster) and
+        the subscriptions are renewed; without it, losing the connection closes the client.
+        """
         self._loop = asyncio.get_running_loop()
         self.closed = self._loop.create_future()
         await self._nc.connect(
             servers=servers,
-            allow_reconnect=False,
-            max_reconnect_attempts=0,
+            allow_reconnect=reconnect,
+            max_reconnect_attempts=-1 if reconnect else 0,
+            reconnect_time_wait=0.25,
             connect_timeout=2,
             error_cb=self._error_cb,
             closed_cb=self._closed_cb,
             disconnected_cb=self._disconnected_cb,
+            reconnected_cb=self._reconnected_cb,
             pending_size=64 * 1024 * 1024,
             **options,
         )
@@ -88,8 +97,8 @@ class NatsMQ:
             self._loop.create_task(self._flush_loop(), name="mq-flush"),
         ]
 
-    async def close(self) -> None:
-        """Fail pending requests, flush what is queued, and close the connection."""
+    async def close(self, *, drain: bool = False) -> None:
+        """Fail pending requests, flush what is queued, and close (or drain) the connection."""
         self._closing = True
         for token in list(self._pending):
             self._fail(token, errors.ERR_DISPOSING)
@@ -106,7 +115,8 @@ class NatsMQ:
                 pass
         if not self._nc.is_closed:
             try:
-                await asyncio.wait_for(self._nc.close(), constants.MQ_CLOSE_TIMEOUT)
+                closing = self._nc.drain() if drain and self._nc.is_connected else self._nc.close()
+                await asyncio.wait_for(closing, constants.MQ_CLOSE_TIMEOUT)
             except Exception:  # noqa: BLE001
                 pass
 
@@ -143,6 +153,10 @@ class NatsMQ:
             return
         if self._closing or self._loop is None:
             callback(None, errors.ERR_DISPOSING)
+            return
+        if not self._nc.is_connected:
+            # While reconnecting a reply could not reach us: answer at once instead of hanging.
+            callback(None, errors.ERR_SERVICE_UNAVAILABLE)
             return
         timer = self._loop.call_later(timeout or self._timeout, self._on_timeout, token)
         self._pending[token] = _Pending(callback, timer, subject)
@@ -272,11 +286,25 @@ class NatsMQ:
         log.error("NATS error: %s", exc)
 
     async def _disconnected_cb(self) -> None:
-        log.debug("NATS disconnected")
+        if self._closing:
+            return
+        log.warning("NATS connection lost")
+        for token in list(self._pending):
+            self._fail(token, errors.ERR_SERVICE_UNAVAILABLE)
+        self.on_disconnected()
+
+    async def _reconnected_cb(self) -> None:
+        log.warning("NATS reconnected to %s", self.connected_url)
+        self._wakeup.set()
+        self.on_reconnected()
 
     async def _closed_cb(self) -> None:
         if self.closed is not None and not self.closed.done():
             self.closed.set_result("NATS connection closed")
+
+
+def _nothing() -> None:
+    pass
 
 
 def _token(n: int) -> str:

@@ -7,7 +7,7 @@ paths nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -70,3 +70,15 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)  # type: ignore[no-any-return]
+
+
+def metrics_app(gateway: Any) -> Any:
+    """resgate's metrics listener (``--metricsport``): ``/metrics`` only."""
+    from aiohttp import web
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=gateway.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app

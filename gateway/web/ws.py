@@ -85,6 +85,7 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
     sink: TransportSink | CompressingSink
     sink = CompressingSink(ws, cid=cid) if ws.compress else TransportSink(transport, cid=cid)  # type: ignore[arg-type]
     conn.sink = sink
+    gateway.sockets[cid] = ws
     gateway.metrics.ws_current.inc()
     gateway.metrics.ws_total.inc()
     try:
@@ -94,6 +95,7 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
     finally:
         gateway.metrics.ws_current.dec()
         gateway.connections.pop(cid, None)
+        gateway.sockets.pop(cid, None)
         conn.close()
         gateway.mq.unsubscribe(handle_sub)
         if isinstance(sink, CompressingSink):

@@ -80,13 +80,8 @@ NEW_01_ROWS: list[Row] = [
 ]
 
 
-NEW_01_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug: a legacy v1.1 new result {'rid':<invalid rid string>} gives internalError but skips "
-    "the once-per-service deprecation error log (resgate logs it before validating the rid)",
-)
 NEW_01_PARAMS = [
-    pytest.param(*row, id=f"NEW-01.{i:02d}", marks=NEW_01_XFAIL if 21 <= i <= 27 else ())
+    pytest.param(*row, id=f"NEW-01.{i:02d}")
     for i, row in enumerate(NEW_01_ROWS, 1)
 ]
 
