@@ -107,6 +107,13 @@ class _ApiRequest:
             return self._error(errors.ERR_NOT_FOUND)
         rest = path[len(api_path) :]
         method = self.request.method
+        mapped = {
+            "PUT": self.config.put_method,
+            "DELETE": self.config.delete_method,
+            "PATCH": self.config.patch_method,
+        }.get(method)
+        if method in ("GET", "HEAD", "POST") or mapped:
+            self.gateway.metrics.http_request(method)
         if method in ("GET", "HEAD"):
             rid = http.path_to_rid(rest, raw_query)
             if rid is None:
@@ -117,11 +124,6 @@ class _ApiRequest:
             if target is None:
                 return self._error(errors.ERR_NOT_FOUND)
             return await self._call(target[0], target[1], mapped=False)
-        mapped = {
-            "PUT": self.config.put_method,
-            "DELETE": self.config.delete_method,
-            "PATCH": self.config.patch_method,
-        }.get(method)
         if not mapped:
             return self._error(errors.ERR_METHOD_NOT_ALLOWED)
         rid = http.path_to_rid(rest, raw_query)

@@ -292,3 +292,37 @@ async def test_hpost_09_long_model_query(gateway: GatewayHandle, service: FakeSe
     call = await service.expect_request("call.test.model.method")
     await call.assert_path("query", q).ok(FOO)
     assert_json_body(await task, 200, FOO)
+
+
+# Checklist 174 (not a catalog row): a body that is not JSON gets 400 system.badRequest before any
+# NATS request; a whitespace-only body means params null.
+async def test_hpost_extra_invalid_body(gateway: GatewayHandle, service: FakeService) -> None:
+    resp = await http(gateway, "POST", "/api/test/model/method", body=b"{not json")
+    assert_error_body(resp, 400, "system.badRequest")
+    assert resp.json()["message"].startswith("Error decoding request body: ")
+    await service.expect_no_request(0.1)
+
+
+async def test_hpost_extra_blank_body_is_null_params(gateway: GatewayHandle, service: FakeService) -> None:
+    task = start(gateway, "POST", "/api/test/model/method", body=b" \r\n\t ")
+    await (await service.expect_request("access.test.model")).ok(A_ALL)
+    call = await service.expect_request("call.test.model.method")
+    await call.assert_path("params", None).ok(FOO)
+    assert_json_body(await task, 200, FOO)
+
+
+async def test_hpost_extra_params_forwarded_verbatim(gateway: GatewayHandle, service: FakeService) -> None:
+    task = start(gateway, "POST", "/api/test/model/method", body=b' {"a": [1, 2.5, "x"], "b": null} ')
+    await (await service.expect_request("access.test.model")).ok(A_ALL)
+    call = await service.expect_request("call.test.model.method")
+    assert b'"params":{"a": [1, 2.5, "x"], "b": null}' in call.raw
+    await call.ok(FOO)
+    assert_json_body(await task, 200, FOO)
+
+
+# Malformed URLs (bad escapes, invalid UTF-8) are 404s, never server errors.
+@pytest.mark.parametrize("url", ["/api/test/mo%zzdel/m", "/api/test/%ff/m", "/api/test/mo%2/m", "/api/%20/m"])
+async def test_hpost_extra_malformed_urls(gateway: GatewayHandle, service: FakeService, url: str) -> None:
+    resp = await http(gateway, "POST", url)
+    assert_error_body(resp, 404, E_NOTFOUND)
+    await service.expect_no_request(0.1)

@@ -60,3 +60,14 @@ async def test_hmap_01_mapped_method(
         assert_json_body(resp, status, body)
     else:
         assert_error_body(resp, status, body)
+
+
+# Checklist 176 (not a catalog row): any other verb is 405 without NATS requests.
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND"])
+async def test_hmap_extra_unknown_verb(
+    gateway_factory: GatewayFactory, service: FakeService, method: str
+) -> None:
+    gw = await gateway_factory(put_method="m", delete_method="m", patch_method="m")
+    resp = await http(gw, method, "/api/test/model")
+    assert_error_body(resp, 405, E_METHODNA)
+    await service.expect_no_request(0.1)
