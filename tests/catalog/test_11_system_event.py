@@ -230,7 +230,7 @@ async def _reset_bad_reply(
     await subscribe(client, service, rid)
     await _reset(service, RESET_ALL)
     await (await service.expect_request(f"get.{rid}")).json(reply)
-    await errors.expect(1)
+    await errors.expect(1, timeout=2.0)
     await no_event(client, service)
     await _custom_delivered(client, service, rid)
 
@@ -480,7 +480,7 @@ async def test_sys_24_system_token_reset_with_broken_event_logs_error(
     gateway: GatewayHandle, service: FakeService, errors: ErrorLog
 ) -> None:
     await _token_reset(service, {"tids": "foo", "subject": TOKEN_RENEW})
-    await errors.expect(1)
+    await errors.expect(1, timeout=2.0)
 
 
 # Test that a tokenReset without subject is logged as an error.
@@ -488,7 +488,7 @@ async def test_sys_25_system_token_reset_with_missing_subject_logs_error(
     gateway: GatewayHandle, service: FakeService, errors: ErrorLog
 ) -> None:
     await _token_reset(service, {"tids": ["foo"]})
-    await errors.expect(1)
+    await errors.expect(1, timeout=2.0)
 
 
 # Test that a tokenReset with empty tids logs nothing (a following broken event is the sentinel: exactly
@@ -498,7 +498,7 @@ async def test_sys_26_system_token_reset_with_no_tids_logs_no_error(
 ) -> None:
     await _token_reset(service, {"tids": [], "subject": "test"})
     await _token_reset(service, {"tids": "sentinel", "subject": "test"})
-    await errors.expect(1)
+    await errors.expect(1, timeout=2.0)
     service.assert_no_pending()
 
 
@@ -510,7 +510,7 @@ async def test_sys_27_system_token_reset_with_auth_custom_error_response_logs_no
     await req.error(E_ACCESS)
     # Sentinel: a broken tokenReset published after the reply logs exactly one error.
     await _token_reset(service, {"tids": "sentinel", "subject": TOKEN_RENEW})
-    await errors.expect(1)
+    await errors.expect(1, timeout=2.0)
 
 
 # Test that a timed-out token-reset auth request is logged as an error.
@@ -519,7 +519,7 @@ async def test_sys_28_system_token_reset_with_timeout_on_auth_request_logs_error
 ) -> None:
     gw = await gateway_factory(request_timeout=200)
     await _matching_token_reset(gw, service)
-    await errors.expect(1)
+    await errors.expect(1, timeout=2.0)
 
 
 # Checklist 124: a cached resource without subscribers (awaiting eviction) is refreshed by a reset too; the
@@ -550,7 +550,7 @@ async def test_chk_124_reset_bad_or_empty_payload(
     await subscribe(client, service, "test.model")
     await _reset(service, EMPTY)
     await _reset(service, b"{not json")
-    await errors.expect(1)
+    await errors.expect(1, timeout=2.0)
     await no_nats(client, service)
     await no_event(client, service)
 
