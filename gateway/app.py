@@ -63,7 +63,15 @@ class Gateway:
         assert self.mq.closed is not None
         self.mq.closed.add_done_callback(self._on_mq_closed)
         app = server.make_app(self, api.handler(self))
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        # Go's HTTP server accepts request lines and headers up to 1 MiB; aiohttp's default is 8 KiB.
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            max_line_size=constants.HTTP_MAX_HEADER_BYTES,
+            max_field_size=constants.HTTP_MAX_HEADER_BYTES,
+        )
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, c.listen_host, c.port, reuse_address=True, ssl_context=self._tls())
         await self._site.start()

@@ -42,3 +42,5 @@ WS_MAX_OUTBOX_BYTES: Final = 32 * 1024 * 1024
 #: Seconds given to WebSocket clients to close on shutdown, and to NATS to drain (resgate: 3 s).
 WS_CLOSE_TIMEOUT: Final = 3.0
 MQ_CLOSE_TIMEOUT: Final = 3.0
+#: Longest HTTP request line or header field accepted (Go's net/http default: 1 MiB).
+HTTP_MAX_HEADER_BYTES: Final = 1 << 20
