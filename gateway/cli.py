@@ -147,6 +147,7 @@ async def serve(config: Config) -> int:
         await asyncio.wait({stopped, signalled}, return_when=asyncio.FIRST_COMPLETED)
         if not stopped.done():
             stopped.cancel()
+            await _graceful_shutdown(gw, config, stop_requested)
             return 0
         if (exc := stopped.exception()) is not None:
             log.error("Server stopped with an error: %s", str(exc) or type(exc).__name__)
@@ -166,10 +167,32 @@ async def serve(config: Config) -> int:
 
 
 def _on_signal(sig: int, stop_requested: asyncio.Event) -> None:
-    if stop_requested.is_set():
-        return
     log.info("Received %s, stopping", signal.Signals(sig).name)
     stop_requested.set()
+
+
+async def _graceful_shutdown(gw: Any, config: Config, stop_requested: asyncio.Event) -> None:
+    """Run ``gw.shutdown()`` (drain, close clients gradually) when the gateway has one; a second
+    stop signal, or running past the configured bounds, cuts it short (``stop`` follows anyway)."""
+    shutdown = getattr(gw, "shutdown", None)
+    if shutdown is None:
+        return
+    bound = (config.drain_period + config.shutdown_timeout) / 1000 + 5.0
+    stop_requested.clear()
+    graceful = asyncio.ensure_future(shutdown())
+    again = asyncio.ensure_future(stop_requested.wait())
+    try:
+        done, _ = await asyncio.wait({graceful, again}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+        if graceful in done:
+            if (exc := graceful.exception()) is not None:
+                log.error("Graceful shutdown failed: %s", str(exc) or type(exc).__name__)
+        else:
+            log.warning("%s: stopping at once", "Second stop signal" if again in done else "Shutdown took too long")
+            graceful.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await graceful
+    finally:
+        again.cancel()
 
 
 async def _wants_embedded_nats(config: Config) -> bool:

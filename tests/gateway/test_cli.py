@@ -320,6 +320,53 @@ async def test_configured_nats_url_is_never_replaced(stand_in: type[StandInGatew
     assert stand_in.instances[0].config.nats_url == nats_url
 
 
+class GracefulStandIn(StandInGateway):
+    """A stand-in whose ``shutdown`` (graceful drain) lasts ``shutdown_seconds``."""
+
+    shutdown_seconds = 0.0
+
+    async def shutdown(self) -> None:
+        self.calls.append("shutdown")
+        await asyncio.sleep(self.shutdown_seconds)
+        self.calls.append("shutdown done")
+
+
+@pytest.fixture
+def graceful_stand_in(monkeypatch: pytest.MonkeyPatch, stand_in: type[StandInGateway]) -> type[GracefulStandIn]:
+    monkeypatch.setattr(sys.modules["gateway.app"], "Gateway", GracefulStandIn)
+    GracefulStandIn.shutdown_seconds = 0.0
+    return GracefulStandIn
+
+
+async def _serve_until_waiting(config: Config) -> asyncio.Future[int]:
+    task = asyncio.ensure_future(cli.serve(config))
+    while not StandInGateway.instances or "wait_stopped" not in StandInGateway.instances[0].calls:
+        await asyncio.sleep(0.01)
+    return task
+
+
+async def test_stop_signal_runs_the_graceful_shutdown_then_stop(
+    graceful_stand_in: type[GracefulStandIn], nats_url: str
+) -> None:
+    task = await _serve_until_waiting(Config(nats_url=nats_url))
+    os.kill(os.getpid(), signal.SIGINT)
+    assert await asyncio.wait_for(task, 5) == 0
+    assert StandInGateway.instances[0].calls == ["start", "wait_stopped", "shutdown", "shutdown done", "stop"]
+
+
+async def test_second_stop_signal_cuts_the_graceful_shutdown_short(
+    graceful_stand_in: type[GracefulStandIn], nats_url: str
+) -> None:
+    graceful_stand_in.shutdown_seconds = 30
+    task = await _serve_until_waiting(Config(nats_url=nats_url))
+    os.kill(os.getpid(), signal.SIGTERM)
+    while "shutdown" not in StandInGateway.instances[0].calls:
+        await asyncio.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(task, 5) == 0
+    assert StandInGateway.instances[0].calls == ["start", "wait_stopped", "shutdown", "stop"]
+
+
 # --- the real gateway (when gateway.app exists) -------------------------------------------------------
 
 
