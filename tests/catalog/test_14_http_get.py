@@ -25,9 +25,6 @@ from tests.support.fixtures import E_FORBIDDEN_ORIGIN, E_NOTFOUND, E_TOOLONG
 from tests.support.gatewayrunner import GatewayHandle
 from tests.support.jsoncmp import assert_json_equal
 
-#: Long request lines (resgate/Go accept up to 1 MiB); formerly an xfail, fixed in gateway/app.py.
-LONG_LINE_XFAIL = pytest.mark.usefixtures()
-
 #: Content-Type of every JSON body the API sends (catalog §3.5).
 JSON_CT = "application/json; charset=utf-8"
 #: Both values of apiEncoding the catalog runs (``jsonFlat`` is accepted case-insensitively).
@@ -519,7 +516,6 @@ async def test_hget_06_header_auth(
 
 
 # Test that a GET of an overlong rid gets 414 system.subjectTooLong without NATS requests.
-@LONG_LINE_XFAIL
 async def test_hget_07_long_resource_id(gateway: GatewayHandle, service: FakeService) -> None:
     resp = await http(gateway, "GET", "/api/test/" + "a" * 10000)
     assert_error_body(resp, 414, E_TOOLONG)
@@ -527,7 +523,6 @@ async def test_hget_07_long_resource_id(gateway: GatewayHandle, service: FakeSer
 
 
 # Test that a GET with a 10 000 character query succeeds (long request line accepted).
-@LONG_LINE_XFAIL
 async def test_hget_08_long_model_query(gateway: GatewayHandle, service: FakeService) -> None:
     q = "q=" + "a" * 10000
     task = start(gateway, "GET", "/api/test/model?" + q)
