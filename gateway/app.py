@@ -108,6 +108,11 @@ class Gateway:
             opts["tls"] = tls
         return opts
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the gateway is shutting down (new API requests get system.serviceUnavailable)."""
+        return self._stopping
+
     def readiness_problems(self) -> list[str]:
         """Why the gateway should not get traffic now (empty when ready)."""
         problems = []
