@@ -139,9 +139,9 @@ async def serve(config: Config) -> int:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await starting
             return 0
-        if (exc := starting.exception()) is not None:
-            log.error("Failed to start: %s", str(exc) or type(exc).__name__)
-            log.debug("Start failure", exc_info=exc)
+        if (start_error := starting.exception()) is not None:
+            log.error("Failed to start: %s", str(start_error) or type(start_error).__name__)
+            log.debug("Start failure", exc_info=start_error)
             return 1
         stopped = asyncio.ensure_future(gw.wait_stopped())
         await asyncio.wait({stopped, signalled}, return_when=asyncio.FIRST_COMPLETED)
@@ -149,8 +149,8 @@ async def serve(config: Config) -> int:
             stopped.cancel()
             await _graceful_shutdown(gw, config, stop_requested)
             return 0
-        if (exc := stopped.exception()) is not None:
-            log.error("Server stopped with an error: %s", str(exc) or type(exc).__name__)
+        if (run_error := stopped.exception()) is not None:
+            log.error("Server stopped with an error: %s", str(run_error) or type(run_error).__name__)
             return 1
         code = stopped.result()
         return 0 if code is None else int(code)
@@ -184,8 +184,8 @@ async def _graceful_shutdown(gw: Any, config: Config, stop_requested: asyncio.Ev
     try:
         done, _ = await asyncio.wait({graceful, again}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
         if graceful in done:
-            if (exc := graceful.exception()) is not None:
-                log.error("Graceful shutdown failed: %s", str(exc) or type(exc).__name__)
+            if (shutdown_error := graceful.exception()) is not None:
+                log.error("Graceful shutdown failed: %s", str(shutdown_error) or type(shutdown_error).__name__)
         else:
             log.warning("%s: stopping at once", "Second stop signal" if again in done else "Shutdown took too long")
             graceful.cancel()

@@ -34,7 +34,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from gateway.constants import DEFAULT_CACHE_EVICTION_DELAY_MS, DEFAULT_NATS_URL, DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT_MS
+from gateway.constants import (
+    DEFAULT_CACHE_EVICTION_DELAY_MS,
+    DEFAULT_NATS_URL,
+    DEFAULT_PORT,
+    DEFAULT_REQUEST_TIMEOUT_MS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -598,7 +603,7 @@ def parse_args(argv: list[str]) -> ParsedArgs:
         if len(arg) < 2 or not arg.startswith("-"):
             raise ConfigError(f"unexpected argument {arg!r} (options start with -; see --help)")
         name = arg[2:] if arg.startswith("--") else arg[1:]
-        if not name or name.startswith("-") or name.startswith("="):
+        if not name or name.startswith(("-", "=")):
             raise ConfigError(f"bad flag syntax: {arg}")
         name, has_value, value = name.partition("=")
         flag = _FLAGS_BY_NAME.get(name)

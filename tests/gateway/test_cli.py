@@ -17,7 +17,7 @@ import sys
 import time
 import types
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import nats
 import pytest
@@ -33,7 +33,7 @@ PYTHON = sys.executable
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESGATE_")}
     return subprocess.run(
-        [PYTHON, "-m", "gateway", *args], capture_output=True, text=True, timeout=timeout, env=env
+        [PYTHON, "-m", "gateway", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
     )
 
 
@@ -203,7 +203,7 @@ def _alive(pid: int) -> bool:
 class StandInGateway:
     """Records the lifecycle calls ``cli.serve`` makes and connects to the configured NATS for real."""
 
-    instances: list[StandInGateway] = []
+    instances: ClassVar[list[StandInGateway]] = []
     start_error: Exception | None = None
     exit_code: int | None = None  # wait_stopped returns this at once; None = run until stopped
     connect = True  # connect to config.nats_url in start()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from gateway.config import Config, ConfigError, load_config, parse_args, read_config_file
 
@@ -60,8 +61,8 @@ def test_pyresgate_extension_defaults() -> None:
 
 def test_config_is_frozen() -> None:
     config = load()
-    with pytest.raises(Exception):
-        config.port = 1  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        config.port = 1
 
 
 def test_fields_accept_resgate_keys_and_python_names() -> None:
