@@ -65,10 +65,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pyresgate: {exc}", file=sys.stderr)
         return 1
     setup_logging(debug=config.debug, trace=config.trace)
+    from gateway.telemetry import tracing
+
+    tracing.configure(config)  # OTEL_TRACES_EXPORTER or --tracing; a no-op otherwise
     try:
         return _run_loop(serve(config))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed
         return 0
+    finally:
+        tracing.shutdown()  # flushes spans still batched
 
 
 def setup_logging(*, debug: bool, trace: bool) -> None:

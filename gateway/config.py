@@ -138,6 +138,10 @@ class Config(BaseSettings):
     shutdown_timeout: int = _key(
         "shutdownTimeout", 10000, "Milliseconds a graceful shutdown may take before leftovers are cut"
     )
+    tracing: bool = _key(
+        "tracing", False, "OpenTelemetry tracing, exported as the OTEL_* variables say (also on when "
+        "OTEL_TRACES_EXPORTER is set and not none)"
+    )
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -555,6 +559,7 @@ FLAGS: tuple[Flag, ...] = (
          "WebSocket connections closed per second on shutdown (0 = all at once)", _EXT),
     Flag(("shutdowntimeout",), "shutdown_timeout", _INT, "<milliseconds>",
          "Upper bound for a graceful shutdown", _EXT),
+    Flag(("tracing",), "tracing", _BOOL, "", "Enable OpenTelemetry tracing (configured by OTEL_* variables)", _EXT),
     Flag(("c", "config"), None, _STR, "<file>", "Configuration file (created with the settings if missing)", _COMMON),
     Flag(("h", "help"), None, _BOOL, "", "Show this message", _COMMON),
     Flag(("v", "version"), None, _BOOL, "", "Show version", _COMMON),

@@ -20,6 +20,7 @@ from gateway.cache.throttle import UNLIMITED, Throttle
 from gateway.mq.base import MQ
 from gateway.protocol import diff, errors, patterns, service, values
 from gateway.protocol.errors import ResError
+from gateway.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,23 @@ class Cache:
 
     def on_event(self, name: str, event: str, data: bytes) -> None:
         """Handle ``event.<name>.<event>`` from a service."""
+        if tracing.enabled:
+            tracing.service_event(self, name, event, data)
+            return
+        self.handle_event(name, event, data)
+
+    def subscriber_count(self, name: str, event: str) -> int:
+        """Subscriptions an event on ``name`` reaches (for tracing): the base resource's, or every
+        query resource's for a query event."""
+        entry = self._entries.get(name)
+        if entry is None:
+            return 0
+        if event == "query":
+            return sum(len(res.subscribers) for res in entry.queries.values())
+        return len(entry.base.subscribers) if entry.base is not None else 0
+
+    def handle_event(self, name: str, event: str, data: bytes) -> None:
+        """``on_event`` without the tracing check."""
         entry = self._entries.get(name)
         if entry is None:
             return

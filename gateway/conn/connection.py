@@ -21,6 +21,7 @@ from gateway.protocol import client, errors, service, values, wsframe
 from gateway.protocol import rid as ridlib
 from gateway.protocol.errors import ResError
 from gateway.protocol.service import Access, RequestInfo
+from gateway.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class Connection:
         self.closed = False
         self.count_request = count_request or _ignore
         self._tasks: set[asyncio.Task[None]] = set()
+        #: OpenTelemetry context of the WebSocket upgrade request (set by gateway.web.ws when tracing).
+        self.trace_parent: Any = None
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
@@ -105,6 +108,13 @@ class Connection:
         action = parsed.action
         if action != "version":
             self.count_request(action)
+        if tracing.enabled:
+            tracing.ws_request(self, req, parsed, self._dispatch)
+            return
+        self._dispatch(req, parsed)
+
+    def _dispatch(self, req: client.Request, parsed: ridlib.ParsedMethod) -> None:
+        action = parsed.action
         try:
             if action == "version":
                 self._version(req)
@@ -127,6 +137,8 @@ class Connection:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        if tracing.enabled:
+            tracing.bind_task(task)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -24,6 +24,7 @@ from nats.aio.msg import Msg
 from gateway import constants
 from gateway.mq.base import MessageCallback, ReplyCallback
 from gateway.protocol import errors
+from gateway.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,8 @@ class NatsMQ:
         timeout: float | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        if tracing.enabled:
+            callback, headers = tracing.nats_request(subject, callback, headers)
         self._next_token += 1
         token = _token(self._next_token)
         reply = self._inbox_prefix + token

@@ -22,6 +22,7 @@ from gateway.conn.subscription import FAILED, READY
 from gateway.protocol import errors, http, service
 from gateway.protocol import rid as ridlib
 from gateway.protocol.errors import ResError
+from gateway.telemetry import tracing
 from gateway.web import meta
 from gateway.web.ws import new_cid, request_info
 
@@ -44,6 +45,8 @@ def handler(gateway: Gateway) -> Handler:
     """The API request handler for ``server.make_app``."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if tracing.enabled:
+            return await tracing.http_request(request, _ApiRequest(gateway, request).serve)
         return await _ApiRequest(gateway, request).serve()
 
     return handle

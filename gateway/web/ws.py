@@ -17,6 +17,7 @@ from gateway.protocol import errors, http, service
 from gateway.protocol import rid as ridlib
 from gateway.protocol.errors import ResError
 from gateway.protocol.service import RequestInfo
+from gateway.telemetry import tracing
 from gateway.web.sink import CompressingSink, TransportSink
 
 if TYPE_CHECKING:
@@ -71,6 +72,8 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
         info=request_info(request),
         count_request=gateway.metrics.ws_request,
     )
+    if tracing.enabled:
+        conn.trace_parent = tracing.extract(request.headers)
     gateway.connections[cid] = conn
     if config.ws_header_auth_parts is not None:
         refused = await _header_auth(gateway, conn, ws, config.ws_header_auth_parts)
