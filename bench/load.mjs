@@ -1,0 +1,635 @@
+// Load generator for the pyresgate benchmark suite.
+//
+// One Node process plays both sides of the gateway:
+//   * a fast fake RES service on NATS (`nats` package): answers access.*, get.* and call.* requests
+//     with pre-encoded replies and publishes change events;
+//   * many WebSocket clients (`ws` package) that talk the RES client protocol to the gateway.
+//
+// Usage: node load.mjs '<json config>'   (bench/run.py builds the config)
+// Prints exactly one JSON line with the results on stdout; progress goes to stderr.
+//
+// Every scenario checks correctness: change events carry a sequence number that every client checks
+// (no lost, duplicated or reordered event), responses are matched by id and their content checked.
+// CPU time of the gateway and nats-server is read from /proc/<pid>/stat at the start and the end of
+// the measured phase; the load generator's own CPU time from process.cpuUsage().
+
+import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { connect } from 'nats';
+import WebSocket from 'ws';
+
+const cfg = JSON.parse(process.argv[2]);
+const te = new TextEncoder();
+const log = (...a) => process.stderr.write(`[load ${cfg.scenario}] ${a.join(' ')}\n`);
+const now = () => performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// CPU / memory probes
+
+function procCpuSec(pid) {
+  if (!pid) return null;
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    // rest[0] is field 3 (state); utime is field 14, stime field 15.
+    return (Number(rest[11]) + Number(rest[12])) / (cfg.clkTck || 100);
+  } catch {
+    return null;
+  }
+}
+
+// System-wide busy CPU seconds (all cores) from /proc/stat, to show how much CPU other processes took.
+function systemBusySec() {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'latin1').split('\n')[0];
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = v.slice(0, 8).reduce((a, b) => a + b, 0); // user..steal (guest is inside user)
+    const idle = v[3] + v[4];
+    return (total - idle) / (cfg.clkTck || 100);
+  } catch {
+    return null;
+  }
+}
+
+function procRssKb(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+  const m = /VmRSS:\s+(\d+) kB/.exec(s);
+  return m ? Number(m[1]) : null;
+}
+
+class CpuMeter {
+  start() {
+    this.t0 = now();
+    this.gw0 = procCpuSec(cfg.gwPid);
+    this.nats0 = procCpuSec(cfg.natsPid);
+    this.self0 = process.cpuUsage();
+    this.sys0 = systemBusySec();
+  }
+  stop() {
+    const wall = (now() - this.t0) / 1000;
+    const gw1 = procCpuSec(cfg.gwPid);
+    const nats1 = procCpuSec(cfg.natsPid);
+    const self = process.cpuUsage(this.self0);
+    const sys1 = systemBusySec();
+    const ours = (gw1 ?? 0) - (this.gw0 ?? 0) + ((nats1 ?? 0) - (this.nats0 ?? 0)) + (self.user + self.system) / 1e6;
+    return {
+      // CPU used on the whole machine by processes other than gateway, nats-server and load generator
+      other_cpu_s: sys1 != null && this.sys0 != null ? Math.max(0, sys1 - this.sys0 - ours) : null,
+      wall_s: wall,
+      gw_cpu_s: gw1 != null && this.gw0 != null ? gw1 - this.gw0 : null,
+      nats_cpu_s: nats1 != null && this.nats0 != null ? nats1 - this.nats0 : null,
+      loadgen_cpu_s: (self.user + self.system) / 1e6,
+    };
+  }
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+function latStats(arr) {
+  const s = Float64Array.from(arr).sort();
+  return {
+    n: s.length,
+    min_ms: s.length ? s[0] : null,
+    p50_ms: percentile(s, 50),
+    p99_ms: percentile(s, 99),
+    max_ms: s.length ? s[s.length - 1] : null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fake service
+
+const REPLY_ACCESS = te.encode('{"result":{"get":true,"call":"*"}}');
+const REPLY_NULL = te.encode('{"result":null}');
+const REPLY_TEST_MODEL = te.encode('{"result":{"model":{"seq":0,"ts":0}}}');
+const getReplies = new Map();
+
+function expectedModel(rid) {
+  return rid === 'test.model' ? { seq: 0, ts: 0 } : { rid };
+}
+
+function getReply(rid) {
+  let r = getReplies.get(rid);
+  if (!r) {
+    r = rid === 'test.model' ? REPLY_TEST_MODEL : te.encode(JSON.stringify({ result: { model: expectedModel(rid) } }));
+    getReplies.set(rid, r);
+  }
+  return r;
+}
+
+const svcCount = { access: 0, get: 0, call: 0 };
+
+async function startService() {
+  const nc = await connect({ servers: cfg.nats, name: 'bench-service', pingInterval: 60000 });
+  nc.subscribe('access.>', {
+    callback: (err, msg) => {
+      if (err) return;
+      svcCount.access++;
+      msg.respond(REPLY_ACCESS);
+    },
+  });
+  nc.subscribe('get.>', {
+    callback: (err, msg) => {
+      if (err) return;
+      svcCount.get++;
+      msg.respond(getReply(msg.subject.slice(4)));
+    },
+  });
+  nc.subscribe('call.>', {
+    callback: (err, msg) => {
+      if (err) return;
+      svcCount.call++;
+      msg.respond(REPLY_NULL);
+    },
+  });
+  await nc.flush();
+  return nc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket client
+
+const EVENT_PREFIX = '{"event":"test.model.change","data":{"values":{';
+const NUM_RE = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
+
+// The number after `key` in a flat JSON object text, or null.
+function fieldNumber(s, key) {
+  const i = s.indexOf(key);
+  if (i < 0 || s.indexOf(key, i + 1) >= 0) return null;
+  let j = i + key.length;
+  let k = j;
+  while (k < s.length && s.charCodeAt(k) !== 44 /* , */ && s.charCodeAt(k) !== 125 /* } */) k++;
+  const t = s.slice(j, k);
+  return NUM_RE.test(t) ? Number(t) : null;
+}
+
+let wsErrors = 0; // unexpected closes / socket errors after the client was set up
+let closing = false;
+
+class Client {
+  constructor(index) {
+    this.index = index;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.onEvent = null;
+    this.onFastEvent = null;
+    this.ws = null;
+  }
+
+  open() {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(cfg.ws, { perMessageDeflate: false });
+      this.ws = ws;
+      let opened = false;
+      ws.on('open', () => {
+        opened = true;
+        resolve();
+      });
+      ws.on('error', (e) => {
+        if (!opened) reject(e);
+        else if (!closing) wsErrors++;
+      });
+      ws.on('close', () => {
+        if (opened && !closing) {
+          wsErrors++;
+          if (wsErrors <= 3) log(`client ${this.index}: connection closed by the gateway`);
+        }
+      });
+      ws.on('message', (data) => this.onMessage(data));
+    });
+  }
+
+  onMessage(data) {
+    // Fast path for the hot case (change events of the fan-out scenarios): a cheap prefix test and
+    // two number scans instead of a full JSON.parse; anything else takes the full parse below.
+    if (this.onEvent !== null && data.length < 200 && data[2] === 0x65 /* e */) {
+      const s = data.toString('latin1');
+      if (s.startsWith(EVENT_PREFIX) && s.endsWith('}}}')) {
+        const seq = fieldNumber(s, '"seq":');
+        const ts = fieldNumber(s, '"ts":');
+        if (seq !== null && ts !== null) {
+          this.onFastEvent(seq, ts);
+          return;
+        }
+      }
+    }
+    const m = JSON.parse(data);
+    if (m.id !== undefined) {
+      const p = this.pending.get(m.id);
+      if (p) {
+        this.pending.delete(m.id);
+        p(m);
+      } else {
+        protoErrors.push(`client ${this.index}: response with unknown id ${m.id}`);
+      }
+    } else if (m.event !== undefined) {
+      if (this.onEvent) this.onEvent(m);
+      else protoErrors.push(`client ${this.index}: unexpected event ${m.event}`);
+    }
+  }
+
+  request(method, params) {
+    const id = this.nextId++;
+    const msg = params === undefined ? { id, method } : { id, method, params };
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      this.ws.send(JSON.stringify(msg));
+    });
+  }
+
+  // Sends a request and calls cb(response, latencyMs) without allocating a promise.
+  requestCb(method, params, cb) {
+    const id = this.nextId++;
+    const t0 = now();
+    this.pending.set(id, (m) => cb(m, now() - t0));
+    this.ws.send(params === undefined ? `{"id":${id},"method":"${method}"}` : JSON.stringify({ id, method, params }));
+  }
+
+  async handshake() {
+    const r = await this.request('version', { protocol: '1.2.3' });
+    if (!r.result || typeof r.result.protocol !== 'string') throw new Error(`version failed: ${JSON.stringify(r)}`);
+  }
+
+  async subscribe(rid) {
+    const r = await this.request(`subscribe.${rid}`);
+    checkSubscribe(r, rid, this.index);
+  }
+}
+
+const protoErrors = []; // correctness failures (wrong content, unknown ids, ...)
+
+function checkSubscribe(r, rid, index) {
+  const got = r.result && r.result.models && r.result.models[rid];
+  const want = expectedModel(rid);
+  if (!got || JSON.stringify(got) !== JSON.stringify(want)) {
+    protoErrors.push(`client ${index}: subscribe ${rid}: unexpected response ${JSON.stringify(r).slice(0, 200)}`);
+    return false;
+  }
+  return true;
+}
+
+async function openClients(n, { rid = null, handshake = true, concurrency = 100 } = {}) {
+  const clients = Array.from({ length: n }, (_, i) => new Client(i));
+  let next = 0;
+  const t0 = now();
+  async function worker() {
+    while (next < n) {
+      const c = clients[next++];
+      await c.open();
+      if (handshake) await c.handshake();
+      if (rid) await c.subscribe(rid);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  log(`${n} clients connected${rid ? ` and subscribed to ${rid}` : ''} in ${((now() - t0) / 1000).toFixed(1)} s`);
+  return clients;
+}
+
+function closeClients(clients) {
+  closing = true;
+  for (const c of clients) {
+    try {
+      c.ws.terminate();
+    } catch {}
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event sequence checking (B1, B2)
+
+class SeqChecker {
+  constructor(clients, nEvents) {
+    this.clients = clients;
+    this.nEvents = nEvents;
+    this.last = new Int32Array(clients.length);
+    this.gaps = 0;
+    this.dupOrReorder = 0;
+    this.badEvent = 0;
+    this.delivered = 0;
+  }
+  attach(onSeq) {
+    const last = this.last;
+    const handleSeq = (i, seq, ts) => {
+      const prev = last[i];
+      if (seq === prev + 1) {
+        // in order
+      } else if (seq <= prev) {
+        this.dupOrReorder++;
+        if (this.dupOrReorder <= 3) protoErrors.push(`client ${i}: seq ${seq} after ${prev} (duplicate or reordered)`);
+      } else {
+        this.gaps++;
+        if (this.gaps <= 3) protoErrors.push(`client ${i}: seq ${seq} after ${prev} (lost ${seq - prev - 1})`);
+      }
+      if (seq > prev) last[i] = seq;
+      this.delivered++;
+      onSeq(seq, ts);
+    };
+    this.clients.forEach((c, i) => {
+      c.onFastEvent = (seq, ts) => handleSeq(i, seq, ts);
+      c.onEvent = (m) => {
+        const v = m.data && m.data.values;
+        if (m.event !== 'test.model.change' || !v || typeof v.seq !== 'number' || typeof v.ts !== 'number') {
+          this.badEvent++;
+          if (this.badEvent <= 3) protoErrors.push(`client ${i}: bad event ${JSON.stringify(m).slice(0, 200)}`);
+          return;
+        }
+        handleSeq(i, v.seq, v.ts);
+      };
+    });
+  }
+  summary() {
+    let missing = 0;
+    let behind = 0;
+    let minLast = Infinity;
+    for (const l of this.last) {
+      if (l < this.nEvents) {
+        behind++;
+        missing += this.nEvents - l;
+      }
+      if (l < minLast) minLast = l;
+    }
+    return {
+      expected: this.nEvents * this.clients.length,
+      delivered: this.delivered,
+      clients_behind: behind,
+      events_missing_at_end: missing,
+      min_last_seq: minLast,
+      gaps: this.gaps,
+      dup_or_reorder: this.dupOrReorder,
+      bad_events: this.badEvent,
+    };
+  }
+}
+
+function publishEvent(nc, seq) {
+  nc.publish('event.test.model.change', te.encode(`{"values":{"seq":${seq},"ts":${now()}}}`));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+// B1: fan-out throughput with windowed flow control: events are published in windows of `window`
+// events; at most `inflight` windows are outstanding; a window is done when every client got all
+// of its events.
+async function scenarioFanoutThroughput(nc) {
+  const nClients = cfg.clients, nEvents = cfg.events, W = cfg.window, inflight = cfg.inflight;
+  const clients = await openClients(nClients, { rid: 'test.model' });
+  const nWin = Math.ceil(nEvents / W);
+  const winCount = new Int32Array(nWin);
+  const winSize = (w) => Math.min(W, nEvents - w * W);
+  const checker = new SeqChecker(clients, nEvents);
+  let published = 0;
+  let done = 0; // completed windows (any order)
+  let lastProgress = now();
+  let finish;
+  const finished = new Promise((r) => (finish = r));
+  const meter = new CpuMeter();
+  const publishWindow = (w) => {
+    for (let k = 0; k < winSize(w); k++) publishEvent(nc, ++published);
+  };
+  checker.attach((seq) => {
+    const w = ((seq - 1) / W) | 0;
+    if (++winCount[w] === winSize(w) * nClients) {
+      done++;
+      lastProgress = now();
+      const nextW = w + inflight;
+      if (nextW < nWin) publishWindow(nextW);
+      if (done === nWin) finish(true);
+    }
+  });
+  await sleep(200);
+  meter.start();
+  for (let w = 0; w < Math.min(inflight, nWin); w++) publishWindow(w);
+  const stall = setInterval(() => {
+    if (now() - lastProgress > cfg.stallMs) finish(false);
+  }, 250);
+  const ok = await finished;
+  clearInterval(stall);
+  const m = meter.stop();
+  if (!ok) {
+    await sleep(500);
+    protoErrors.push(`stalled: no window completed for ${cfg.stallMs} ms (published ${published} of ${nEvents})`);
+  }
+  const sum = checker.summary();
+  closeClients(clients);
+  return {
+    ok: ok && sum.gaps === 0 && sum.dup_or_reorder === 0 && sum.clients_behind === 0 && sum.bad_events === 0,
+    ...m,
+    ...sum,
+    published,
+    msgs_per_s: sum.delivered / m.wall_s,
+    gw_cpu_us_per_msg: m.gw_cpu_s != null ? (m.gw_cpu_s * 1e6) / sum.delivered : null,
+    loadgen_cpu_us_per_msg: (m.loadgen_cpu_s * 1e6) / sum.delivered,
+  };
+}
+
+// B2: fan-out latency: events at a fixed rate, publish-to-receive latency measured in-process.
+async function scenarioFanoutLatency(nc) {
+  const nClients = cfg.clients, rate = cfg.rate, nEvents = Math.round(rate * cfg.duration);
+  const clients = await openClients(nClients, { rid: 'test.model' });
+  const checker = new SeqChecker(clients, nEvents);
+  const lat = new Float64Array(nEvents * nClients);
+  let nLat = 0;
+  checker.attach((seq, ts) => {
+    if (nLat < lat.length) lat[nLat++] = now() - ts;
+  });
+  await sleep(200);
+  const meter = new CpuMeter();
+  meter.start();
+  const t0 = now();
+  const period = 1000 / rate;
+  for (let i = 1; i <= nEvents; i++) {
+    const due = t0 + (i - 1) * period;
+    const wait = due - now();
+    if (wait > 1) await sleep(wait);
+    publishEvent(nc, i);
+  }
+  const pubWall = (now() - t0) / 1000;
+  // Wait for the tail: every client has every event, or no progress for stallMs.
+  let lastDelivered = -1, lastChange = now();
+  while (checker.delivered < nEvents * nClients) {
+    if (checker.delivered !== lastDelivered) {
+      lastDelivered = checker.delivered;
+      lastChange = now();
+    } else if (now() - lastChange > cfg.stallMs) {
+      protoErrors.push(`stalled: ${checker.delivered} of ${nEvents * nClients} delivered`);
+      break;
+    }
+    await sleep(20);
+  }
+  const m = meter.stop();
+  const sum = checker.summary();
+  closeClients(clients);
+  return {
+    ok: sum.gaps === 0 && sum.dup_or_reorder === 0 && sum.clients_behind === 0 && sum.bad_events === 0,
+    ...m,
+    ...sum,
+    publish_rate: nEvents / pubWall,
+    delivered_msgs_per_s: sum.delivered / m.wall_s,
+    ...latStats(lat.subarray(0, nLat)),
+    gw_cpu_us_per_msg: m.gw_cpu_s != null ? (m.gw_cpu_s * 1e6) / sum.delivered : null,
+  };
+}
+
+// B3: call round trip: each client does sequential calls for `duration` seconds.
+async function scenarioCall() {
+  const nClients = cfg.clients;
+  const clients = await openClients(nClients, { rid: 'test.model' });
+  const lat = [];
+  let calls = 0, bad = 0;
+  const meter = new CpuMeter();
+  let stopAt;
+  let active = nClients;
+  let finish;
+  const finished = new Promise((r) => (finish = r));
+  const loop = (c) => {
+    c.requestCb('call.test.model.ping', null, (m, ms) => {
+      if (!m.result || m.result.payload !== null || m.error) {
+        bad++;
+        if (bad <= 3) protoErrors.push(`client ${c.index}: bad call response ${JSON.stringify(m).slice(0, 200)}`);
+      }
+      calls++;
+      lat.push(ms);
+      if (now() < stopAt) loop(c);
+      else if (--active === 0) finish(true);
+    });
+  };
+  await sleep(200);
+  meter.start();
+  stopAt = now() + cfg.duration * 1000;
+  for (const c of clients) loop(c);
+  const timer = setTimeout(() => finish(false), cfg.duration * 1000 + cfg.stallMs);
+  const ok = await finished;
+  clearTimeout(timer);
+  const m = meter.stop();
+  if (!ok) protoErrors.push(`stalled: ${active} clients still waiting for a call response`);
+  closeClients(clients);
+  return {
+    ok: ok && bad === 0,
+    ...m,
+    calls,
+    bad_responses: bad,
+    calls_per_s: calls / m.wall_s,
+    ...latStats(lat),
+    gw_cpu_us_per_call: m.gw_cpu_s != null ? (m.gw_cpu_s * 1e6) / calls : null,
+    loadgen_cpu_us_per_call: (m.loadgen_cpu_s * 1e6) / calls,
+  };
+}
+
+// B4 helper: keeps one client subscribed to test.model so the model stays cached while wrk runs.
+async function scenarioHold() {
+  const clients = await openClients(1, { rid: 'test.model' });
+  process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+  await new Promise((r) => process.stdin.on('end', r).on('data', () => {}).resume());
+  closeClients(clients);
+  return { ok: protoErrors.length === 0 };
+}
+
+// B5: subscribe storm: connected clients each send `resources` subscribe requests at once.
+async function scenarioSubscribeStorm() {
+  const nClients = cfg.clients, k = cfg.resources;
+  const clients = await openClients(nClients, { concurrency: 200 });
+  const rids = (i) =>
+    Array.from({ length: k }, (_, j) => (cfg.uniqueResources ? `test.b5.c${i}.r${j + 1}` : `test.b5.r${j + 1}`));
+  const expected = nClients * k;
+  const lat = new Float64Array(expected);
+  let n = 0, bad = 0;
+  let finish;
+  const finished = new Promise((r) => (finish = r));
+  await sleep(200);
+  const meter = new CpuMeter();
+  meter.start();
+  clients.forEach((c, i) => {
+    for (const rid of rids(i)) {
+      c.requestCb(`subscribe.${rid}`, undefined, (m, ms) => {
+        if (!checkSubscribe(m, rid, i)) bad++;
+        lat[n++] = ms;
+        if (n === expected) finish(true);
+      });
+    }
+  });
+  const timer = setTimeout(() => finish(false), cfg.stallMs * 4);
+  const ok = await finished;
+  clearTimeout(timer);
+  const m = meter.stop();
+  if (!ok) protoErrors.push(`stalled: ${n} of ${expected} subscribe responses`);
+  closeClients(clients);
+  return {
+    ok: ok && bad === 0,
+    ...m,
+    subscriptions: n,
+    bad_responses: bad,
+    subs_per_s: n / m.wall_s,
+    ...latStats(lat.subarray(0, n)),
+    gw_cpu_us_per_sub: m.gw_cpu_s != null ? (m.gw_cpu_s * 1e6) / n : null,
+    service_requests: { ...svcCount },
+  };
+}
+
+// B6: memory per idle connection holding one subscription.
+async function scenarioMemory() {
+  const warm = await openClients(10, { rid: 'test.model' });
+  await sleep(1000);
+  const rss0 = procRssKb(cfg.gwPid);
+  const clients = await openClients(cfg.clients, { rid: 'test.model', concurrency: 200 });
+  await sleep(cfg.settleMs);
+  const rss1 = procRssKb(cfg.gwPid);
+  // Check that all connections are still alive and subscribed: a final event reaches everybody.
+  const all = warm.concat(clients);
+  const checker = new SeqChecker(all, 1);
+  checker.attach(() => {});
+  publishEvent(globalThis.serviceConn, 1);
+  const t0 = now();
+  while (checker.delivered < all.length && now() - t0 < cfg.stallMs) await sleep(20);
+  const sum = checker.summary();
+  closeClients(all);
+  return {
+    ok: sum.clients_behind === 0 && sum.gaps === 0 && sum.dup_or_reorder === 0,
+    connections: cfg.clients,
+    rss_before_kb: rss0,
+    rss_after_kb: rss1,
+    kb_per_conn: (rss1 - rss0) / cfg.clients,
+    check_event_delivered: sum.delivered,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const nc = await startService();
+  globalThis.serviceConn = nc;
+  const scenarios = {
+    fanout: scenarioFanoutThroughput,
+    latency: scenarioFanoutLatency,
+    call: scenarioCall,
+    hold: scenarioHold,
+    storm: scenarioSubscribeStorm,
+    memory: scenarioMemory,
+  };
+  const fn = scenarios[cfg.scenario];
+  if (!fn) throw new Error(`unknown scenario ${cfg.scenario}`);
+  let res;
+  try {
+    res = await fn(nc);
+  } catch (e) {
+    res = { ok: false, exception: String(e && e.stack ? e.stack : e) };
+  }
+  res.ws_errors = wsErrors;
+  res.errors = protoErrors.slice(0, 10);
+  res.error_count = protoErrors.length;
+  res.service_requests = { ...svcCount };
+  if (wsErrors > 0 || protoErrors.length > 0) res.ok = false;
+  process.stdout.write(JSON.stringify(res) + '\n');
+  await nc.close().catch(() => {});
+  process.exit(0);
+}
+
+main().catch((e) => {
+  process.stdout.write(JSON.stringify({ ok: false, exception: String(e && e.stack ? e.stack : e) }) + '\n');
+  process.exit(1);
+});
