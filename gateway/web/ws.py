@@ -18,6 +18,7 @@ from gateway.protocol import rid as ridlib
 from gateway.protocol.errors import ResError
 from gateway.protocol.service import RequestInfo
 from gateway.telemetry import tracing
+from gateway.web import meta
 from gateway.web.sink import CompressingSink, TransportSink
 
 if TYPE_CHECKING:
@@ -113,22 +114,13 @@ class _NullSink:
         pass
 
 
-#: Headers a service may never set through meta (resgate's list).
-PROTECTED_HEADERS = frozenset(
-    (
-        "Sec-Websocket-Extensions",
-        "Sec-Websocket-Protocol",
-        "Access-Control-Allow-Credentials",
-        "Access-Control-Allow-Origin",
-        "Content-Type",
-    )
-)
-
-
 async def _header_auth(
     gateway: Gateway, conn: Connection, ws: web.WebSocketResponse, parts: tuple[str, str]
 ) -> web.StreamResponse | None:
-    """wsHeaderAuth: ask the service before upgrading; its meta may refuse or add headers."""
+    """wsHeaderAuth: ask the service before upgrading; its meta may refuse or add headers.
+
+    Returns the response that refuses the upgrade, or None to go on (auth errors are ignored).
+    """
     rid, method = parts
     name, query = ridlib.split(ridlib.expand_cid(rid, conn.cid))
     payload = service.auth_payload(conn.cid, conn.token, None, query, conn.info, is_http=True, with_params=False)
@@ -139,34 +131,35 @@ async def _header_auth(
         reply = service.decode_reply(data)
     except ResError:
         return None
-    meta = reply.meta
-    if meta is None:
+    if reply.meta is None:
         return None
-    headers = [(http.canonical_header_key(k), v) for k, vs in meta.header.items() for v in vs]
-    headers = [(k, v) for k, v in headers if k not in PROTECTED_HEADERS]
-    status = meta.status
-    if status and not 300 <= status < 600:
-        log.error("Invalid meta status %d in response to %s.%s", status, rid, method)
-        status = 0
-    if not status:
-        for key in {k for k, _ in headers}:
+    header = meta.merge({}, reply.meta.header)
+    kind = meta.status_kind(reply.meta.status)
+    if kind == "invalid":
+        log.error("Invalid meta status %d in response to %s.%s", reply.meta.status, rid, method)
+    if kind in ("none", "invalid"):
+        for key, values in header.items():
             ws.headers.popall(key, None)
-        for key, value in headers:
-            ws.headers.add(key, value)
+            for value in values:
+                ws.headers.add(key, value)
         return None
-    return _meta_response(gateway, status, headers, reply)
+    return _meta_response(gateway, reply, header)
 
 
-def _meta_response(gateway: Gateway, status: int, headers: list[tuple[str, str]], reply: service.Reply) -> web.Response:
+def _meta_response(gateway: Gateway, reply: service.Reply, header: meta.Header) -> web.Response:
+    """The refusal of an upgrade whose header-auth reply carried a 3xx/4xx/5xx meta status."""
+    assert reply.meta is not None
+    status = reply.meta.status
     resp = web.Response(status=status)
-    for key, value in headers:
-        resp.headers.add(key, value)
+    for key, values in header.items():
+        for value in values:
+            resp.headers.add(key, value)
     if status < 400:
-        if "Location" not in resp.headers and reply.resource is not None:
-            resp.headers["Location"] = http.rid_to_path(reply.resource, gateway.config.api_path)
+        location = meta.redirect_location(header, reply.resource, gateway.config.api_path)
+        if location is not None:
+            resp.headers["Location"] = location
         return resp
-    err = reply.error or http.error_for_meta_status(status)
     resp.content_type = "application/json"
     resp.charset = "utf-8"
-    resp.body = service.encode(err.to_dict())
+    resp.body = service.encode(meta.status_error(status, reply.error).to_dict())
     return resp
