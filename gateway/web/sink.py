@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class TransportSink:
     """Coalescing writer of pre-built (unmasked, uncompressed) server frames."""
 
-    __slots__ = ("_transport", "_loop", "_frames", "_scheduled", "_limit", "cid")
+    __slots__ = ("_frames", "_limit", "_loop", "_scheduled", "_transport", "cid")
 
     def __init__(self, transport: asyncio.Transport, *, cid: str, limit: int = constants.WS_MAX_OUTBOX_BYTES) -> None:
         self._transport = transport
@@ -48,31 +48,63 @@ class TransportSink:
 
 class CompressingSink:
     """Fallback for connections that negotiated permessage-deflate: one writer task re-sends
-    frame payloads through aiohttp, which compresses them per connection."""
+    frame payloads through aiohttp, which compresses them per connection.
 
-    def __init__(self, ws: object, *, cid: str) -> None:
+    Frames are written in order. Queued bytes are bounded like ``TransportSink``'s outbox: past the
+    limit the client is a slow consumer and its connection is aborted (not just left without output).
+    A write that fails (client gone) ends the writer quietly; the read loop then ends the connection.
+    """
+
+    def __init__(self, ws: object, *, cid: str, limit: int = constants.WS_MAX_OUTBOX_BYTES) -> None:
         self._ws = ws
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=65536)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queued = 0
+        self._limit = limit
+        self._closed = False
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ws-compress {cid}")
         self.cid = cid
 
     def send(self, frame: bytes) -> None:
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            log.warning("[%s] Slow consumer: dropping compressed connection", self.cid)
-            self._task.cancel()
+        if self._closed:
+            return
+        self._queue.put_nowait(frame)
+        self._queued += len(frame)
+        if self._queued > self._limit:
+            log.warning("[%s] Slow consumer: closing connection", self.cid)
+            self._abort()
 
     async def _run(self) -> None:
-        from aiohttp import web
+        from aiohttp import WSMsgType, web
 
         ws = self._ws
         assert isinstance(ws, web.WebSocketResponse)
-        while True:
-            frame = await self._queue.get()
-            await ws.send_str(_payload(frame).decode("utf-8"))
+        send_frame = getattr(ws, "send_frame", None)  # aiohttp >= 3.11: no decode/encode round trip
+        try:
+            while True:
+                frame = await self._queue.get()
+                self._queued -= len(frame)
+                if send_frame is not None:
+                    await send_frame(_payload(frame), WSMsgType.TEXT)
+                else:
+                    await ws.send_str(_payload(frame).decode("utf-8"))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the client went away; the read loop cleans up
+            log.debug("[%s] compressed write failed: %r", self.cid, exc)
+            self._closed = True
+
+    def _abort(self) -> None:
+        self._closed = True
+        self._task.cancel()
+        self._queue = asyncio.Queue()
+        self._queued = 0
+        # aiohttp has no public handle on the socket of a prepared WebSocketResponse; its writer has.
+        transport = getattr(getattr(self._ws, "_writer", None), "transport", None)
+        if transport is not None:
+            transport.abort()
 
     def close(self) -> None:
+        self._closed = True
         self._task.cancel()
 
 
