@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 _STATUS = "Status"
 _NO_RESPONDERS = "503"
+#: Upper bound for the first connection, whatever nats-py's retries do (seconds).
+_FIRST_CONNECT_TIMEOUT = 10.0
 #: Incoming messages buffered before the gateway counts as a slow consumer.
 _INCOMING_LIMIT = 1_000_000
 
@@ -64,6 +66,8 @@ class NatsMQ:
         self._next_handle = 0
         self.closed: asyncio.Future[str] | None = None
         self._closing = False
+        self._connected = False  # the first connect succeeded
+        self._last_error: Exception | None = None
         #: Called (synchronously) when the connection is lost and when it is back.
         self.on_disconnected: Callable[[], None] = _nothing
         self.on_reconnected: Callable[[], None] = _nothing
@@ -78,10 +82,29 @@ class NatsMQ:
         """
         self._loop = asyncio.get_running_loop()
         self.closed = self._loop.create_future()
+        try:
+            await asyncio.wait_for(self._first_connect(servers, **options), _FIRST_CONNECT_TIMEOUT)
+        except Exception as exc:
+            # nats-py reports "no servers available"; the last attempt's error says why.
+            cause = self._last_error or exc
+            raise ConnectionError(f"cannot connect to NATS at {', '.join(servers)}: {cause}") from exc
+        self._nc.options["allow_reconnect"] = reconnect
+        self._nc.options["max_reconnect_attempts"] = -1 if reconnect else 0
+        self._connected = True
+        self._inbox_prefix = self._nc.new_inbox() + "."
+        await self._raw_subscribe(self._inbox_prefix + "*")
+        self._tasks = [
+            self._loop.create_task(self._dispatch_loop(), name="mq-dispatch"),
+            self._loop.create_task(self._flush_loop(), name="mq-flush"),
+        ]
+
+    async def _first_connect(self, servers: list[str], **options: Any) -> None:
+        # The first connection tries each server twice and then fails, as resgate refuses to start
+        # without NATS; only an established connection is re-established when it is lost.
         await self._nc.connect(
             servers=servers,
-            allow_reconnect=reconnect,
-            max_reconnect_attempts=-1 if reconnect else 0,
+            allow_reconnect=True,
+            max_reconnect_attempts=1,
             reconnect_time_wait=0.25,
             connect_timeout=2,
             error_cb=self._error_cb,
@@ -91,12 +114,6 @@ class NatsMQ:
             pending_size=64 * 1024 * 1024,
             **options,
         )
-        self._inbox_prefix = self._nc.new_inbox() + "."
-        await self._raw_subscribe(self._inbox_prefix + "*")
-        self._tasks = [
-            self._loop.create_task(self._dispatch_loop(), name="mq-dispatch"),
-            self._loop.create_task(self._flush_loop(), name="mq-flush"),
-        ]
 
     async def close(self, *, drain: bool = False) -> None:
         """Fail pending requests, flush what is queued, and close (or drain) the connection."""
@@ -114,7 +131,7 @@ class NatsMQ:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
-        if not self._nc.is_closed:
+        if self._connected and not self._nc.is_closed:
             try:
                 closing = self._nc.drain() if drain and self._nc.is_connected else self._nc.close()
                 await asyncio.wait_for(closing, constants.MQ_CLOSE_TIMEOUT)
@@ -286,7 +303,13 @@ class NatsMQ:
     # -- connection events ---------------------------------------------------------------------
 
     async def _error_cb(self, exc: Exception) -> None:
-        log.error("NATS error: %s", exc)
+        self._last_error = exc
+        if self._connected:
+            log.error("NATS error: %s", exc)
+            return
+        log.warning("NATS connect attempt failed: %s", exc)
+        if isinstance(exc, ssl.SSLError):
+            raise exc  # a certificate will not get better on retry; nats-py then stops trying
 
     async def _disconnected_cb(self) -> None:
         if self._closing:

@@ -271,14 +271,5 @@ async def test_nats_wrong_password_fails(userpass_nats: NatsServer, errors: Erro
     assert "authorization" in str(exc).lower(), repr(exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "gateway bug: with the default exitOnNatsLoss=false, Gateway.start() (gateway/app.py) connects "
-        "via NatsMQ.connect with allow_reconnect=True, max_reconnect_attempts=-1, so nats-py retries the "
-        "*initial* connect forever: a refused/unreachable NATS makes start() hang (logging 'NATS error' "
-        "repeatedly) instead of failing; resgate fails at startup ('Failed to connect to NATS') and exits 1"
-    ),
-)
 async def test_nats_refused_at_start_fails_with_default_config(userpass_nats: NatsServer, errors: ErrorLog) -> None:
     await start_failing(f"nats://{USER}:wrong@127.0.0.1:{userpass_nats.port}", errors)
