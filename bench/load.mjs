@@ -14,7 +14,7 @@
 // the measured phase; the load generator's own CPU time from process.cpuUsage().
 
 import fs from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { connect } from 'nats';
 import WebSocket from 'ws';
 
@@ -439,6 +439,9 @@ async function scenarioFanoutLatency(nc) {
     if (nLat < lat.length) lat[nLat++] = now() - ts;
   });
   await sleep(200);
+  // The load generator's own event-loop delay: if it is large, part of the latency is ours.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const meter = new CpuMeter();
   meter.start();
   const t0 = now();
@@ -463,12 +466,15 @@ async function scenarioFanoutLatency(nc) {
     await sleep(20);
   }
   const m = meter.stop();
+  loopDelay.disable();
   const sum = checker.summary();
   closeClients(clients);
   return {
     ok: sum.gaps === 0 && sum.dup_or_reorder === 0 && sum.clients_behind === 0 && sum.bad_events === 0,
     ...m,
     ...sum,
+    loadgen_loop_delay_p99_ms: loopDelay.percentile(99) / 1e6,
+    loadgen_loop_delay_max_ms: loopDelay.max / 1e6,
     publish_rate: nEvents / pubWall,
     delivered_msgs_per_s: sum.delivered / m.wall_s,
     ...latStats(lat.subarray(0, nLat)),

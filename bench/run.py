@@ -437,6 +437,8 @@ SPECS: dict[str, tuple[str, Callable[..., dict[str, Any]], list[Metric]]] = {
             ("p99_ms", "latency p99 (ms)", "{:.1f}"),
             ("max_ms", "latency max (ms)", "{:.1f}"),
             ("publish_rate", "events published/s", "{:.1f}"),
+            ("loadgen_loop_delay_p99_ms", "load generator event-loop delay p99 (ms)", "{:.1f}"),
+            ("loadgen_loop_delay_max_ms", "load generator event-loop delay max (ms)", "{:.1f}"),
             ("gw_cpu_us_per_msg", "gateway CPU µs / delivered message", "{:.2f}"),
             ("delivered", "messages delivered", "{:,.0f}"),
         ],
@@ -472,6 +474,7 @@ SPECS: dict[str, tuple[str, Callable[..., dict[str, Any]], list[Metric]]] = {
         b5,
         [
             ("subs_per_s", "subscriptions/s", "{:,.0f}"),
+            ("min_ms", "first subscribe response after (ms)", "{:.1f}"),
             ("p50_ms", "subscribe latency p50 (ms)", "{:.1f}"),
             ("p99_ms", "subscribe latency p99 (ms)", "{:.1f}"),
             ("gw_cpu_us_per_sub", "gateway CPU µs / subscribe", "{:.1f}"),
@@ -761,7 +764,9 @@ def write_report(
         else:
             L.append(r.get("note", ""))
             L.append("")
-            L.append("| scenario | metric | tracing off (median) | tracing on (median) | change |")
+            L.append(
+                "| scenario | metric | tracing off: median (min .. max) | tracing on: median (min .. max) | change of medians |"
+            )
             L.append("|---|---|---|---|---|")
             for row in r["rows"]:
                 L.append("| " + " | ".join(row) + " |")
@@ -830,7 +835,11 @@ def b7(args: argparse.Namespace, logdir: Path, results: dict[str, Any]) -> dict[
                 if off_vals and on_vals:
                     a, b = statistics.median(off_vals), statistics.median(on_vals)
                     change = f"{(b / a - 1) * 100:+.1f} %" if a else "–"
-                    rows.append([sub, label, fmt(f, a), fmt(f, b), change])
+
+                    def cell(med: float, vals: list[float], f: str = f) -> str:
+                        return f"{fmt(f, med)} ({fmt(f, min(vals))} .. {fmt(f, max(vals))})"
+
+                    rows.append([sub, label, cell(a, off_vals), cell(b, on_vals), change])
     finally:
         sink.shutdown()
     note += f"; the sink received {_OtlpSink.received} OTLP export requests."
