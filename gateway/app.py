@@ -48,6 +48,8 @@ class Gateway:
         self._side_runners: list[web.AppRunner] = []
         self._stopped: asyncio.Future[int] | None = None
         self._stopping = False
+        self._stop_task: asyncio.Future[None] | None = None
+        self._exit_code = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -159,9 +161,13 @@ class Gateway:
             await asyncio.wait(tasks, timeout=constants.WS_CLOSE_TIMEOUT)
 
     async def stop(self, *, drain: bool = False) -> None:
-        """Close every client, the listeners and NATS (each step bounded); idempotent."""
-        if self._stopping:
-            return
+        """Close every client, the listeners and NATS (each step bounded); idempotent: a second
+        call waits for the first to finish."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._stop(drain))
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self, drain: bool) -> None:
         self._stopping = True
         for conn in list(self.connections.values()):
             conn.close()
@@ -174,9 +180,10 @@ class Gateway:
                 log.warning("Timed out closing a listener")
         await self.mq.close(drain=drain)
         if self._stopped is not None and not self._stopped.done():
-            self._stopped.set_result(0)
+            self._stopped.set_result(self._exit_code)
 
     async def wait_stopped(self) -> int:
+        """The exit code, once the gateway has stopped (1 after losing NATS without reconnecting)."""
         assert self._stopped is not None
         return await asyncio.shield(self._stopped)
 
@@ -184,9 +191,8 @@ class Gateway:
         if self._stopping:
             return
         log.error("Lost NATS connection: %s", fut.result() if not fut.cancelled() else "closed")
-        if self._stopped is not None and not self._stopped.done():
-            self._stopped.set_result(1)
-        asyncio.get_running_loop().create_task(self.stop())
+        self._exit_code = 1
+        self._stop_task = asyncio.ensure_future(self._stop(drain=False))
 
     def _on_reconnected(self) -> None:
         # Events published while we were away are lost: re-fetch everything cached and send clients

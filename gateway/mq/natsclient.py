@@ -124,18 +124,20 @@ class NatsMQ:
             await asyncio.wait_for(self._send_outgoing(), constants.MQ_CLOSE_TIMEOUT)
         except Exception:  # noqa: BLE001 - best effort on the way out
             pass
+        # Close while the dispatcher still runs: nats-py's drain waits until every queued message
+        # was handled.
+        if self._connected and not self._nc.is_closed:
+            try:
+                closing = self._nc.drain() if drain and self._nc.is_connected else self._nc.close()
+                await asyncio.wait_for(closing, constants.MQ_CLOSE_TIMEOUT)
+            except Exception:  # noqa: BLE001
+                pass
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             try:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
-        if self._connected and not self._nc.is_closed:
-            try:
-                closing = self._nc.drain() if drain and self._nc.is_connected else self._nc.close()
-                await asyncio.wait_for(closing, constants.MQ_CLOSE_TIMEOUT)
-            except Exception:  # noqa: BLE001
                 pass
 
     async def sync(self) -> None:
@@ -252,8 +254,10 @@ class NatsMQ:
         while True:
             msg = await queue.get()
             self._dispatch(msg)
+            queue.task_done()
             while not queue.empty():
                 self._dispatch(queue.get_nowait())
+                queue.task_done()
 
     def _dispatch(self, msg: Msg) -> None:
         subject = msg.subject

@@ -198,18 +198,8 @@ async def test_exit_on_nats_loss_exits_1_when_the_only_server_dies(
 
 
 CLEAN_EXIT_CLIENTS = 20
-EXIT_BUG = (
-    "gateway bug: on NATS loss with --exitonnatsloss, Gateway._on_mq_closed (gateway/app.py) sets the "
-    "exit code and starts stop() as a fire-and-forget task; cli.serve() then returns 1 and its finally "
-    "block awaits gw.stop(), which returns at once because _stopping is already set, so asyncio.Runner "
-    "closes the loop while the first stop() is still closing the WebSocket handlers: aiohttp logs "
-    "'[ERR] Unhandled exception' / 'unhandled exception during asyncio.run() shutdown' with CancelledError "
-    "and InvalidStateError tracebacks (web_protocol._handle_request), and the open WebSocket is cut "
-    "without a close frame (1006)"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=EXIT_BUG)
 async def test_exit_on_nats_loss_stops_cleanly_with_a_client_connected(
     nats_node: NatsNode, start_gateway: GatewayStarter
 ) -> None:

@@ -28,15 +28,6 @@ SHUTDOWN_MS = 5000
 CLOSE_RATE = 100  # 50 clients at 100/s: the closes spread over about half a second
 GOING_AWAY = 1001
 
-DRAIN_BUG = (
-    "gateway bug: NatsMQ._raw_subscribe (gateway/mq/natsclient.py) swaps each nats-py subscription's "
-    "_pending_queue for the shared _incoming queue, but _dispatch_loop never calls task_done(); on "
-    "shutdown NatsMQ.close(drain=True) -> nats Client.drain() -> Subscription._drain awaits "
-    "_pending_queue.join(), which never returns once a message went through the queue, so every "
-    "shutdown of a gateway that received a NATS message waits the full MQ_CLOSE_TIMEOUT (3 s) and then "
-    "logs '[ERR] _GatheringFuture exception was never retrieved' with a CancelledError traceback"
-)
-
 
 async def open_subscribed_clients(url: str, n: int) -> list[WSClient]:
     clients = list(await asyncio.gather(*(WSClient.connect(url) for _ in range(n))))
@@ -139,7 +130,6 @@ async def test_sigint_closes_the_client_with_1001_and_exits_0(
         await close_all([client])
 
 
-@pytest.mark.xfail(strict=True, reason=DRAIN_BUG)
 async def test_shutdown_after_nats_traffic_is_prompt_and_clean(
     nats_server: NatsServer, start_gateway: GatewayStarter, auto_service: ServiceStarter
 ) -> None:
