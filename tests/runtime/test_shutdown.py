@@ -13,8 +13,6 @@ import json
 import signal
 import time
 
-import pytest
-
 from tests.runtime.conftest import GatewayStarter, ServiceStarter
 from tests.runtime.helpers import AutoService
 from tests.support.natsserver import NatsServer
