@@ -99,16 +99,18 @@ def system_busy_s() -> float:
     return (sum(v) - v[3] - v[4]) / CLK_TCK
 
 
-def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> None:
-    """Stops one process this script started (by its pid): SIGTERM, then SIGKILL."""
+def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 5.0) -> bool:
+    """Stops one process this script started (by its pid): SIGTERM, then SIGKILL. True if killed."""
     if proc is None or proc.poll() is not None:
-        return
+        return False
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+        return True
+    return False
 
 
 def find_binary(name: str) -> str:
@@ -131,6 +133,7 @@ class Stack:
         self.env = env
         self.nats: subprocess.Popen[bytes] | None = None
         self.gw: subprocess.Popen[bytes] | None = None
+        self.gw_killed = False
 
     def __enter__(self) -> Self:
         try:
@@ -162,7 +165,7 @@ class Stack:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        stop_process(self.gw)
+        self.gw_killed = stop_process(self.gw)
         stop_process(self.nats)
         for f in ("gw_log", "nats_log"):
             if hasattr(self, f):
@@ -532,6 +535,14 @@ def run_scenario(
                     if problems:
                         res["ok"] = False
                         res["gateway_problems"] = problems
+            if "na" not in res and not res.get("gateway_problems"):
+                # errors the gateway logged while stopping (SIGTERM) count too
+                late = [p for p in stack.gateway_problems() if "exited" not in p]
+                if stack.gw_killed:
+                    late.append("the gateway did not stop within 5 s of SIGTERM and was killed")
+                if late:
+                    res["ok"] = False
+                    res["gateway_problems"] = [f"on stop: {p}" for p in late]
         except Exception as e:  # noqa: BLE001 - reported in the results
             res = {"ok": False, "exception": f"{type(e).__name__}: {e}"}
         finally:
