@@ -77,7 +77,7 @@ class Gateway:
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, c.listen_host, c.port, reuse_address=True, ssl_context=self._tls())
         await self._site.start()
-        sockets = self._site._server.sockets if self._site._server else []  # type: ignore[union-attr]
+        sockets = getattr(self._site._server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else c.port
         log.info("Listening on %s://%s:%d", c.scheme, c.addr or "0.0.0.0", self.port)
         if c.metrics_port:
@@ -135,7 +135,7 @@ class Gateway:
         await asyncio.sleep(c.drain_period / 1000)
         try:
             await asyncio.wait_for(self._close_clients(), max(c.shutdown_timeout / 1000 - 1.0, 0.5))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("Shutdown: clients did not close in time")
         # 5. Listeners and NATS (draining what was queued).
         await self.stop(drain=True)
@@ -176,7 +176,7 @@ class Gateway:
                 continue
             try:
                 await asyncio.wait_for(runner.cleanup(), constants.WS_CLOSE_TIMEOUT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 log.warning("Timed out closing a listener")
         await self.mq.close(drain=drain)
         if self._stopped is not None and not self._stopped.done():

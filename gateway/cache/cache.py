@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from gateway.cache.events import ResourceEvent
 from gateway.cache.throttle import UNLIMITED, Throttle
@@ -39,7 +40,7 @@ class Subscriber(Protocol):
 class Resource:
     """One cached model or collection: the base resource of a name, or one query variant."""
 
-    __slots__ = ("entry", "query", "is_model", "data", "subscribers", "resetting", "deleted")
+    __slots__ = ("data", "deleted", "entry", "is_model", "query", "resetting", "subscribers")
 
     def __init__(self, entry: Entry, query: str, is_model: bool, data: Any) -> None:
         self.entry = entry
@@ -54,7 +55,7 @@ class Resource:
 class _Load:
     """A get request in flight and the subscribers waiting for it."""
 
-    __slots__ = ("waiters", "reaccess")
+    __slots__ = ("reaccess", "waiters")
 
     def __init__(self, waiter: Subscriber) -> None:
         self.waiters = [waiter]
@@ -64,7 +65,7 @@ class _Load:
 class Entry:
     """Everything cached under one resource name (resgate's EventSubscription)."""
 
-    __slots__ = ("name", "handle", "base", "queries", "links", "pending", "users", "timer", "held", "holds")
+    __slots__ = ("base", "handle", "held", "holds", "links", "name", "pending", "queries", "timer", "users")
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -14,7 +14,7 @@ from gateway.protocol import client, values, wsframe
 class ResourceEvent:
     """One event on one cached resource; immutable once made."""
 
-    __slots__ = ("kind", "name", "payload", "data", "added", "removed", "_frames")
+    __slots__ = ("_frames", "added", "data", "kind", "name", "payload", "removed")
 
     def __init__(
         self,

@@ -7,13 +7,13 @@ request; whoever handles that request's reply calls ``done()`` once.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 
 class Throttle:
     """Runs at most ``limit`` jobs at once (0 = unlimited); the rest wait in FIFO order."""
 
-    __slots__ = ("limit", "running", "_waiting")
+    __slots__ = ("_waiting", "limit", "running")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

@@ -10,7 +10,8 @@ direct subscription's access is re-checked.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from gateway.cache.events import ResourceEvent
 from gateway.cache.throttle import UNLIMITED, Throttle
@@ -32,9 +33,27 @@ class ClientSub:
     """Subscription state for one client rid on one connection."""
 
     __slots__ = (
-        "conn", "rid", "name", "query", "direct", "state", "err", "res", "is_model", "data", "refs",
-        "sent", "queue", "waiting", "reaccessing", "access", "access_waiters", "listeners",
-        "throttle", "registered", "disposed",
+        "access",
+        "access_waiters",
+        "conn",
+        "data",
+        "direct",
+        "disposed",
+        "err",
+        "is_model",
+        "listeners",
+        "name",
+        "query",
+        "queue",
+        "reaccessing",
+        "refs",
+        "registered",
+        "res",
+        "rid",
+        "sent",
+        "state",
+        "throttle",
+        "waiting",
     )
 
     def __init__(self, conn: Connection, rid: str) -> None:

@@ -7,7 +7,8 @@ reply and the events it published around it are seen in the order it sent them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from gateway.protocol.errors import ResError
 

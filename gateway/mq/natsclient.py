@@ -14,9 +14,11 @@ reply, and per-call futures and tasks cost far more than the gateway's own work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -39,7 +41,7 @@ _INCOMING_LIMIT = 1_000_000
 class _Pending:
     """One request waiting for its reply."""
 
-    __slots__ = ("callback", "timer", "subject")
+    __slots__ = ("callback", "subject", "timer")
 
     def __init__(self, callback: ReplyCallback, timer: asyncio.TimerHandle, subject: str) -> None:
         self.callback = callback
@@ -105,7 +107,7 @@ class NatsMQ:
             servers=servers,
             allow_reconnect=True,
             max_reconnect_attempts=1,
-            reconnect_time_wait=0.25,
+            reconnect_time_wait=0.25,  # type: ignore[arg-type]  # nats-py accepts seconds as float
             connect_timeout=2,
             error_cb=self._error_cb,
             closed_cb=self._closed_cb,
@@ -120,25 +122,19 @@ class NatsMQ:
         self._closing = True
         for token in list(self._pending):
             self._fail(token, errors.ERR_DISPOSING)
-        try:
+        with contextlib.suppress(Exception):  # best effort on the way out
             await asyncio.wait_for(self._send_outgoing(), constants.MQ_CLOSE_TIMEOUT)
-        except Exception:  # noqa: BLE001 - best effort on the way out
-            pass
         # Close while the dispatcher still runs: nats-py's drain waits until every queued message
         # was handled.
         if self._connected and not self._nc.is_closed:
-            try:
+            with contextlib.suppress(Exception):
                 closing = self._nc.drain() if drain and self._nc.is_connected else self._nc.close()
                 await asyncio.wait_for(closing, constants.MQ_CLOSE_TIMEOUT)
-            except Exception:  # noqa: BLE001
-                pass
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
 
     async def sync(self) -> None:
         """Send everything queued and wait for the server to have processed it."""
@@ -266,7 +262,7 @@ class NatsMQ:
                 self._on_reply(subject[len(self._inbox_prefix) :], msg)
             else:
                 self._on_message(subject, msg.data)
-        except Exception:  # noqa: BLE001 - one bad message must not stop the dispatcher
+        except Exception:
             log.exception("Error handling NATS message on %s", subject)
 
     def _on_reply(self, token: str, msg: Msg) -> None:
@@ -301,7 +297,7 @@ class NatsMQ:
         pending.timer.cancel()
         try:
             pending.callback(None, err)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("Error handling failed request %s", pending.subject)
 
     # -- connection events ---------------------------------------------------------------------

@@ -19,7 +19,7 @@ _MISSING: Any = object()
 class ResError(Exception):
     """A RES error object. Immutable by convention; compare by ``code``."""
 
-    __slots__ = ("code", "message", "data")
+    __slots__ = ("code", "data", "message")
 
     def __init__(self, code: str, message: str, data: Any = _MISSING) -> None:
         super().__init__(f"{code}: {message}")
@@ -36,7 +36,7 @@ class ResError(Exception):
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> ResError:
         """Build from a service error object already checked to have a string (or absent) code."""
-        data = obj["data"] if "data" in obj else _MISSING
+        data = obj.get("data", _MISSING)
         message = obj.get("message")
         return cls(obj.get("code") or "", message if isinstance(message, str) else "", data)
 

@@ -15,7 +15,7 @@ attributes, so encoding needs no per-value conversion.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import orjson
 
@@ -38,7 +38,7 @@ class Ref(dict[str, Any]):
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 class Data(dict[str, Any]):
@@ -56,7 +56,7 @@ class Data(dict[str, Any]):
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 class DeleteAction(dict[str, str]):
@@ -70,7 +70,7 @@ class DeleteAction(dict[str, str]):
 
 DELETE = DeleteAction({"action": "delete"})
 
-Value = Union[None, bool, int, float, str, Ref, Data]
+Value = None | bool | int | float | str | Ref | Data
 
 
 class InvalidValue(ValueError):

@@ -7,7 +7,8 @@ paths nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -56,7 +57,7 @@ class Metrics:
         http_requests = Counter("resgate_http_requests", "HTTP API requests by method", ["method"], registry=r)
         self.ws_requests = {m: ws_requests.labels(m) for m in WS_METHODS}
         self.http_requests = {m: http_requests.labels(m) for m in HTTP_METHODS}
-        r.register(_CacheCollector(cache))  # type: ignore[arg-type]
+        r.register(_CacheCollector(cache))
 
     def ws_request(self, action: str) -> None:
         counter = self.ws_requests.get("call" if action == "new" else action)
@@ -69,7 +70,8 @@ class Metrics:
             counter.inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)  # type: ignore[no-any-return]
+        data: bytes = generate_latest(self.registry)  # type: ignore[no-untyped-call]
+        return data
 
 
 def metrics_app(gateway: Any) -> Any:

@@ -87,7 +87,7 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
     transport = request.transport
     assert transport is not None
     sink: TransportSink | CompressingSink
-    sink = CompressingSink(ws, cid=cid) if ws.compress else TransportSink(transport, cid=cid)  # type: ignore[arg-type]
+    sink = CompressingSink(ws, cid=cid) if ws.compress else TransportSink(transport, cid=cid)
     conn.sink = sink
     gateway.sockets[cid] = ws
     gateway.metrics.ws_current.inc()

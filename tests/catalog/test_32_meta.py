@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import GatewayFactory
 from tests.support.fakeservice import FakeService
 from tests.support.fixtures import E_CUSTOMERR, PROTOCOL
-from tests.conftest import GatewayFactory
 
 CE = E_CUSTOMERR
 PROTECTED = [
