@@ -23,6 +23,7 @@ from gateway.mq import natsclient
 from gateway.mq.natsclient import NatsMQ
 from gateway.telemetry.metrics import Metrics, metrics_app
 from gateway.web import admin, api, server
+from gateway.web.sink import SinkFlusher
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Gateway:
         #: Open WebSockets by cid, so shutdown can close them with 1001 (going away).
         self.sockets: dict[str, web.WebSocketResponse] = {}
         self.metrics = Metrics(self.cache)
+        self.flusher = SinkFlusher()
         self.port = 0
         self.draining = False
         self._runner: web.AppRunner | None = None

@@ -11,10 +11,13 @@ from typing import Any
 from gateway.protocol import client, values, wsframe
 
 
+_PLAIN_KINDS = frozenset(("change", "add", "remove", "custom"))
+
+
 class ResourceEvent:
     """One event on one cached resource; immutable once made."""
 
-    __slots__ = ("_frames", "added", "data", "kind", "name", "payload", "removed")
+    __slots__ = ("_frames", "added", "data", "kind", "name", "payload", "plain", "removed")
 
     def __init__(
         self,
@@ -31,6 +34,8 @@ class ResourceEvent:
         self.data = data  # the resource's data after the event (change/add/remove)
         self.added = added  # hard references the event introduced
         self.removed = removed  # hard references the event dropped
+        #: Sent as it is to every ready subscriber: no references to load or release, no access work.
+        self.plain = kind in _PLAIN_KINDS and not added and not removed
         self._frames: dict[tuple[str, bool], bytes] = {}
 
     def frame(self, rid: str, legacy: bool) -> bytes:

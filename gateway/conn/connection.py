@@ -76,9 +76,15 @@ class Connection:
         return list(self._tasks)
 
     @property
-    def legacy(self) -> bool:
-        """Whether soft references and data values are rendered for clients older than 1.2.1."""
-        return self.protocol < constants.PROTOCOL_SOFT_REFS
+    def protocol(self) -> int:
+        """The client's RES protocol version as an integer (1.2.3 -> 1002003)."""
+        return self._protocol
+
+    @protocol.setter
+    def protocol(self, version: int) -> None:
+        self._protocol = version
+        #: Whether soft references and data values are rendered for clients older than 1.2.1.
+        self.legacy = version < constants.PROTOCOL_SOFT_REFS
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -126,7 +132,10 @@ class Connection:
             elif action == "get":
                 self._get(req.id, parsed.rid)
             elif action == "call":
-                self.spawn(self._call(req, parsed.rid, parsed.method or ""))
+                if tracing.enabled:
+                    self.spawn(self._call(req, parsed.rid, parsed.method or ""))
+                else:
+                    self._call_now(req, parsed.rid, parsed.method or "")
             elif action == "auth":
                 self.spawn(self._auth(req, parsed.rid, parsed.method or ""))
             elif action == "new":
@@ -221,7 +230,7 @@ class Connection:
             return
         payload = service.call_payload(self.cid, self.token, client.params_or_null(req.params), query, self.is_http)
         data, err = await self.request("call." + name + "." + method, payload)
-        await self._answer_call(req.id, data, err, legacy_new=method == "new")
+        await self._answer_call(req.id, data, err)
 
     async def _auth(self, req: client.Request, rid: str, method: str) -> None:
         name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
@@ -229,7 +238,7 @@ class Connection:
             self.cid, self.token, client.params_or_null(req.params), query, self.info, is_http=self.is_http
         )
         data, err = await self.request("auth." + name + "." + method, payload)
-        await self._answer_call(req.id, data, err, legacy_new=False)
+        await self._answer_call(req.id, data, err)
 
     async def _new(self, req: client.Request, rid: str) -> None:
         name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
@@ -262,7 +271,14 @@ class Connection:
                 return new_rid
         raise errors.internal_error("non-resource response on new request")
 
-    async def _answer_call(self, req_id: int, data: bytes | None, err: ResError | None, *, legacy_new: bool) -> None:
+    async def _answer_call(self, req_id: int, data: bytes | None, err: ResError | None) -> None:
+        resource = self._reply_to_call(req_id, data, err)
+        if resource is not None:
+            await self._answer_resource(req_id, resource)
+
+    def _reply_to_call(self, req_id: int, data: bytes | None, err: ResError | None) -> str | None:
+        """Answer a call/auth reply; returns the rid of a resource response the client must get
+        subscribed (protocol 1.2.0 and later), which the caller answers with ``_answer_resource``."""
         try:
             if err is not None:
                 raise err
@@ -271,17 +287,44 @@ class Connection:
                 raise reply.error
         except ResError as exc:
             self._error(req_id, exc)
-            return
+            return None
+        legacy = self.protocol < constants.PROTOCOL_RESOURCE_RESPONSE
         if reply.resource is not None:
-            if self.protocol < constants.PROTOCOL_RESOURCE_RESPONSE:
-                self._result(req_id, {"rid": reply.resource})
-            else:
-                await self._answer_resource(req_id, reply.resource)
-            return
-        if self.protocol < constants.PROTOCOL_RESOURCE_RESPONSE:
+            if not legacy:
+                return reply.resource
+            self._result(req_id, {"rid": reply.resource})
+        elif legacy:
             self._result(req_id, reply.result)
         else:
             self._result(req_id, {"payload": reply.result})
+        return None
+
+    def _call_now(self, req: client.Request, rid: str, method: str) -> None:
+        """The call round trip without a task: access (usually cached), call, answer; callbacks
+        only. Used when tracing is off; ``_call`` is the same flow as a coroutine."""
+        name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
+        req_id = req.id
+
+        def on_reply(data: bytes | None, err: ResError | None) -> None:
+            resource = self._reply_to_call(req_id, data, err)
+            if resource is not None:
+                self.spawn(self._answer_resource(req_id, resource))
+
+        def on_access(access: Access | None, err: ResError | None) -> None:
+            if err is None and (access is None or not access.can_call(method)):
+                err = errors.ERR_ACCESS_DENIED
+            if err is not None:
+                self._error(req_id, err)
+                return
+            params = client.params_or_null(req.params)
+            payload = service.call_payload(self.cid, self.token, params, query, self.is_http)
+            self.mq.request("call." + name + "." + method, payload, on_reply)
+
+        sub = self.subs.get(rid)
+        if sub is not None and not sub.disposed:
+            sub.get_access(on_access)
+        else:
+            self.request_access(name, query, on_access)
 
     async def _answer_resource(self, req_id: int, rid: str) -> None:
         """Subscribe a resource response's rid and answer with it (errors go in ``errors``)."""

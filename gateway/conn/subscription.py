@@ -119,6 +119,12 @@ class ClientSub:
     # -- events ----------------------------------------------------------------------------------
 
     def on_event(self, ev: ResourceEvent) -> None:
+        if ev.plain and self.sent and not (self.queue or self.waiting or self.reaccessing or self.disposed):
+            # The hot path of fan-out: the shared frame goes straight out.
+            if ev.data is not None:
+                self.data = ev.data
+            self.conn.send(ev.frame(self.rid, self.conn.legacy))
+            return
         if self.disposed:
             return
         if self.queue or self._blocked():

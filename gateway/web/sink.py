@@ -15,14 +15,44 @@ from gateway import constants
 log = logging.getLogger(__name__)
 
 
+class SinkFlusher:
+    """Flushes every sink that got frames in this turn of the event loop with one callback
+    (one per gateway), instead of one scheduled callback per client per burst."""
+
+    __slots__ = ("_dirty", "_scheduled")
+
+    def __init__(self) -> None:
+        self._dirty: list[TransportSink] = []
+        self._scheduled = False
+
+    def mark(self, sink: TransportSink) -> None:
+        self._dirty.append(sink)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for sink in dirty:
+            sink.flush()
+
+
 class TransportSink:
     """Coalescing writer of pre-built (unmasked, uncompressed) server frames."""
 
-    __slots__ = ("_frames", "_limit", "_loop", "_scheduled", "_transport", "cid")
+    __slots__ = ("_flusher", "_frames", "_limit", "_scheduled", "_transport", "cid")
 
-    def __init__(self, transport: asyncio.Transport, *, cid: str, limit: int = constants.WS_MAX_OUTBOX_BYTES) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        *,
+        cid: str,
+        flusher: SinkFlusher | None = None,
+        limit: int = constants.WS_MAX_OUTBOX_BYTES,
+    ) -> None:
         self._transport = transport
-        self._loop = asyncio.get_running_loop()
+        self._flusher = flusher or SinkFlusher()
         self._frames: list[bytes] = []
         self._scheduled = False
         self._limit = limit
@@ -32,9 +62,10 @@ class TransportSink:
         self._frames.append(frame)
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._flush)
+            self._flusher.mark(self)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write what was sent since the last flush, in one write."""
         self._scheduled = False
         frames, self._frames = self._frames, []
         transport = self._transport

@@ -20,6 +20,7 @@ from gateway.protocol.service import RequestInfo
 from gateway.telemetry import tracing
 from gateway.web import meta
 from gateway.web.sink import CompressingSink, TransportSink
+from gateway.web.wsreader import DirectWebSocketResponse
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -59,7 +60,7 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
     config = gateway.config
     if not origin_allowed(request.headers.get("Origin"), config.allowed_origins):
         return web.json_response(errors.ERR_FORBIDDEN_ORIGIN.to_dict(), status=403)
-    ws = web.WebSocketResponse(autoping=True, max_msg_size=0, compress=config.ws_compression)
+    ws = DirectWebSocketResponse(autoping=True, max_msg_size=0, compress=config.ws_compression)
     if not ws.can_prepare(request).ok:
         return web.json_response(errors.ERR_BAD_REQUEST.to_dict(), status=400)
     cid = new_cid()
@@ -68,7 +69,7 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
         cid=cid,
         cache=gateway.cache,
         mq=gateway.mq,
-        sink=_NullSink(),
+        sink=_BufferSink(),
         reference_throttle=config.reference_throttle,
         info=request_info(request),
         count_request=gateway.metrics.ws_request,
@@ -83,12 +84,16 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
             conn.close()
             gateway.mq.unsubscribe(handle_sub)
             return refused
+    ws.on_message = conn.handle_message
     await ws.prepare(request)
     transport = request.transport
     assert transport is not None
     sink: TransportSink | CompressingSink
-    sink = CompressingSink(ws, cid=cid) if ws.compress else TransportSink(transport, cid=cid)
-    conn.sink = sink
+    sink = CompressingSink(ws, cid=cid) if ws.compress else TransportSink(transport, cid=cid, flusher=gateway.flusher)
+    early, conn.sink = conn.sink, sink
+    if isinstance(early, _BufferSink):
+        for frame in early.frames:  # answers to messages that arrived while the upgrade finished
+            sink.send(frame)
     gateway.sockets[cid] = ws
     gateway.metrics.ws_current.inc()
     gateway.metrics.ws_total.inc()
@@ -107,11 +112,14 @@ async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
     return ws
 
 
-class _NullSink:
-    """Sink of a connection that is not upgraded yet (or never will be)."""
+class _BufferSink:
+    """Sink of a connection that is not upgraded yet: keeps frames for the real sink."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
 
     def send(self, frame: bytes) -> None:
-        pass
+        self.frames.append(frame)
 
 
 async def _header_auth(
