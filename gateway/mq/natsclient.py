@@ -69,7 +69,7 @@ class NatsMQ:
         self.closed: asyncio.Future[str] | None = None
         self._closing = False
         self._connected = False  # the first connect succeeded
-        self._last_error: Exception | None = None
+        self._first_error: Exception | None = None  # the first connect's first failure says why
         #: Called (synchronously) when the connection is lost and when it is back.
         self.on_disconnected: Callable[[], None] = _nothing
         self.on_reconnected: Callable[[], None] = _nothing
@@ -87,8 +87,9 @@ class NatsMQ:
         try:
             await asyncio.wait_for(self._first_connect(servers, **options), _FIRST_CONNECT_TIMEOUT)
         except Exception as exc:
-            # nats-py reports "no servers available"; the last attempt's error says why.
-            cause = self._last_error or exc
+            # nats-py reports "no servers available"; the first attempt's error says why (a retry
+            # after an authorization error may only see the connection reset).
+            cause = self._first_error or exc
             raise ConnectionError(f"cannot connect to NATS at {', '.join(servers)}: {cause}") from exc
         self._nc.options["allow_reconnect"] = reconnect
         self._nc.options["max_reconnect_attempts"] = -1 if reconnect else 0
@@ -303,7 +304,8 @@ class NatsMQ:
     # -- connection events ---------------------------------------------------------------------
 
     async def _error_cb(self, exc: Exception) -> None:
-        self._last_error = exc
+        if self._first_error is None:
+            self._first_error = exc
         if self._connected:
             log.error("NATS error: %s", exc)
             return
