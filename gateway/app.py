@@ -45,7 +45,7 @@ class Gateway:
         self.flusher = SinkFlusher()
         self.port = 0
         self.draining = False
-        self._runner: web.AppRunner | None = None
+        self._runner: web.BaseRunner | None = None
         self._site: web.TCPSite | None = None
         self._side_runners: list[web.AppRunner] = []
         self._stopped: asyncio.Future[int] | None = None
@@ -66,16 +66,15 @@ class Gateway:
         await self.mq.sync()
         assert self.mq.closed is not None
         self.mq.closed.add_done_callback(self._on_mq_closed)
-        app = server.make_app(self, api.handler(self))
         # Go's HTTP server accepts request lines and headers up to 1 MiB; aiohttp's default is 8 KiB.
-        self._runner = web.AppRunner(
-            app,
+        http_server = server.make_server(
+            self,
+            api.handler(self),
             access_log=None,
-            handle_signals=False,
-            shutdown_timeout=1.0,
             max_line_size=constants.HTTP_MAX_HEADER_BYTES,
             max_field_size=constants.HTTP_MAX_HEADER_BYTES,
         )
+        self._runner = web.ServerRunner(http_server, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         self._site = web.TCPSite(self._runner, c.listen_host, c.port, reuse_address=True, ssl_context=self._tls())
         await self._site.start()

@@ -44,3 +44,5 @@ WS_CLOSE_TIMEOUT: Final = 3.0
 MQ_CLOSE_TIMEOUT: Final = 3.0
 #: Longest HTTP request line or header field accepted (Go's net/http default: 1 MiB).
 HTTP_MAX_HEADER_BYTES: Final = 1 << 20
+#: Largest HTTP request body accepted (call parameters); larger bodies get 413.
+HTTP_MAX_BODY_BYTES: Final = 64 * 1024 * 1024

@@ -170,13 +170,41 @@ class Connection:
         self.collect_garbage()
         self.send(wsframe.text(client.empty_result(req.id)))
 
-    def _subscribe(self, req_id: int, rid: str) -> None:
+    def _subscribe(self, req_id: int, rid: str, *, keep: bool = True) -> None:
+        """subscribe (``keep``) or get: a direct subscription, answered with the resource set."""
         sub = self.add_direct(rid)
-        self.spawn(self._finish_subscribe(req_id, sub, keep=True))
+        if tracing.enabled:
+            self.spawn(self._finish_subscribe(req_id, sub, keep=keep))
+        else:
+            self._finish_subscribe_now(req_id, sub, keep=keep)
 
     def _get(self, req_id: int, rid: str) -> None:
-        sub = self.add_direct(rid)
-        self.spawn(self._finish_subscribe(req_id, sub, keep=False))
+        self._subscribe(req_id, rid, keep=False)
+
+    def _finish_subscribe_now(self, req_id: int, sub: ClientSub, *, keep: bool) -> None:
+        """``_finish_subscribe`` on callbacks (no task), for when tracing is off."""
+
+        def fail(err: ResError) -> None:
+            self.remove_direct(sub)
+            self._error(req_id, err)
+
+        def on_loaded() -> None:
+            if sub.state != READY:
+                fail(sub.err or errors.ERR_NOT_FOUND)
+                return
+            self._result(req_id, self.resource_set([sub]))
+            if not keep:
+                self.remove_direct(sub)
+
+        def on_access(access: Access | None, err: ResError | None) -> None:
+            if err is None and (access is None or not access.get):
+                err = errors.ERR_ACCESS_DENIED
+            if err is not None:
+                fail(err)
+            else:
+                self.when_loaded([sub], on_loaded)
+
+        sub.get_access(on_access)
 
     async def _finish_subscribe(self, req_id: int, sub: ClientSub, *, keep: bool) -> None:
         err = await self.load_direct(sub)

@@ -331,7 +331,7 @@ def nats_request(
 # --- HTTP API requests -------------------------------------------------------------------------------
 
 
-async def http_request(request: web.Request, serve: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def http_request(request: web.BaseRequest, serve: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Run ``serve()`` inside a SERVER span ``HTTP <verb>``, a child of an incoming ``traceparent``."""
     parent = extract(request.headers)
     span = _tracer.start_span(

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 #: Content type of every JSON body the API writes (resources, call results, errors).
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -44,7 +44,7 @@ _JSON_WS = b" \t\r\n"
 def handler(gateway: Gateway) -> Handler:
     """The API request handler for ``server.make_app``."""
 
-    async def handle(request: web.Request) -> web.StreamResponse:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
         if tracing.enabled:
             return await tracing.http_request(request, _ApiRequest(gateway, request).serve)
         return await _ApiRequest(gateway, request).serve()
@@ -70,7 +70,7 @@ class _Direct(Exception):
 class _ApiRequest:
     """One API request: CORS, routing, the service flow and the response with merged meta headers."""
 
-    def __init__(self, gateway: Gateway, request: web.Request) -> None:
+    def __init__(self, gateway: Gateway, request: web.BaseRequest) -> None:
         self.gateway = gateway
         self.config = gateway.config
         self.request = request
@@ -280,7 +280,9 @@ class _ApiRequest:
             mq=self.gateway.mq,
             sink=_NullSink(),
             reference_throttle=self.config.reference_throttle,
-            info=request_info(self.request),
+            # Only auth requests carry the request's headers; canonicalising them costs, so skip it
+            # when no headerAuth will be sent.
+            info=request_info(self.request) if self.config.header_auth is not None else None,
             protocol=constants.PROTOCOL_LATEST,
             is_http=True,
         )

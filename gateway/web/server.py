@@ -7,24 +7,28 @@ anything else is ``system.notFound``.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from gateway import constants
 from gateway.protocol import errors
 from gateway.web import ws
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
-def make_app(gateway: Gateway, api_handler: Handler | None = None) -> web.Application:
+def make_server(gateway: Gateway, api_handler: Handler | None = None, **kwargs: Any) -> web.Server:
+    """aiohttp's low-level server with our one routing function: the gateway needs no router,
+    middlewares or application machinery on its hot HTTP path."""
     config = gateway.config
 
-    async def route(request: web.Request) -> web.StreamResponse:
+    async def route(request: web.BaseRequest) -> web.StreamResponse:
         if request.raw_path == "*":
             return web.Response(status=400, headers={"Connection": "close"})
         path = request.path
@@ -34,6 +38,11 @@ def make_app(gateway: Gateway, api_handler: Handler | None = None) -> web.Applic
             return await api_handler(request)
         return web.json_response(errors.ERR_NOT_FOUND.to_dict(), status=404)
 
-    app = web.Application(client_max_size=0)
-    app.router.add_route("*", "/{tail:.*}", route)
-    return app
+    def make_request(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+        # Request bodies are limited by constants.HTTP_MAX_BODY_BYTES (aiohttp's default is 1 MiB).
+        loop = asyncio.get_running_loop()
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, loop, client_max_size=constants.HTTP_MAX_BODY_BYTES
+        )
+
+    return web.Server(route, request_factory=make_request, **kwargs)

@@ -55,7 +55,7 @@ def request_info(request: web.BaseRequest) -> RequestInfo:
     return RequestInfo(header=header, host=request.host, remote_addr=remote, uri=request.raw_path)
 
 
-async def handle(gateway: Gateway, request: web.Request) -> web.StreamResponse:
+async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamResponse:
     """Serve one WebSocket client from upgrade to close."""
     config = gateway.config
     if not origin_allowed(request.headers.get("Origin"), config.allowed_origins):
