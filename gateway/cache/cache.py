@@ -182,12 +182,7 @@ class Cache:
         load = entry.pending.pop(query, None)
         if load is None:
             return
-        result: service.Resource | None = None
-        if err is None:
-            try:
-                result = service.decode_get(data)
-            except ResError as exc:
-                err = exc
+        result, err = service.get_reply(data, err)
         if result is None:
             for w in load.waiters:
                 entry.users -= 1
@@ -524,12 +519,7 @@ class Cache:
     def _on_reset_get(self, res: Resource, data: bytes | None, err: ResError | None) -> None:
         if res.deleted:
             return
-        result: service.Resource | None = None
-        if err is None:
-            try:
-                result = service.decode_get(data)
-            except ResError as exc:
-                err = exc
+        result, err = service.get_reply(data, err)
         if result is None:
             if err is not None and err.code == errors.NOT_FOUND:
                 self.delete(res)

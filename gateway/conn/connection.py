@@ -279,11 +279,7 @@ class Connection:
         payload = service.call_payload(self.cid, self.token, client.params_or_null(req.params), query, self.is_http)
         data, err = await self.request("call." + name + ".new", payload)
         try:
-            if err is not None:
-                raise err
-            reply = service.decode_reply(data)
-            if reply.error is not None:
-                raise reply.error
+            reply = service.reply_or_raise(data, err)
             new_rid = reply.resource or self._legacy_new_rid(name, reply.result)
         except ResError as exc:
             self._error(req.id, exc)
@@ -308,11 +304,7 @@ class Connection:
         """Answer a call/auth reply; returns the rid of a resource response the client must get
         subscribed (protocol 1.2.0 and later), which the caller answers with ``_answer_resource``."""
         try:
-            if err is not None:
-                raise err
-            reply = service.decode_reply(data)
-            if reply.error is not None:
-                raise reply.error
+            reply = service.reply_or_raise(data, err)
         except ResError as exc:
             self._error(req_id, exc)
             return None

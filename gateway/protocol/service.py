@@ -125,6 +125,26 @@ def decode_reply(data: bytes | None) -> Reply:
     return reply
 
 
+def reply_or_raise(data: bytes | None, err: ResError | None = None) -> Reply:
+    """The decoded reply of a request; a failed request (``err``) or a service error is raised."""
+    if err is not None:
+        raise err
+    reply = decode_reply(data)
+    if reply.error is not None:
+        raise reply.error
+    return reply
+
+
+def get_reply(data: bytes | None, err: ResError | None) -> tuple[Resource | None, ResError | None]:
+    """A get request's outcome: (resource, None), or (None, why it failed or was malformed)."""
+    if err is not None:
+        return None, err
+    try:
+        return decode_get(data), None
+    except ResError as exc:
+        return None, exc
+
+
 def result_or_raise(data: bytes | None) -> Any:
     """Decode a reply that must carry a result; a service error is raised as it is."""
     reply = decode_reply(data)
