@@ -42,7 +42,9 @@ class Gateway:
         #: Open WebSockets by cid, so shutdown can close them with 1001 (going away).
         self.sockets: dict[str, web.WebSocketResponse] = {}
         self.metrics = Metrics(self.cache)
-        self.flusher = SinkFlusher()
+        self.flusher = SinkFlusher(on_slow_consumer=self.metrics.slow_consumers.inc)
+        self.mq.on_request_done = self.metrics.nats_request
+        self.cache.on_dispatch = self.metrics.event
         self.port = 0
         self.draining = False
         self._runner: web.BaseRunner | None = None

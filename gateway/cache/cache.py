@@ -94,6 +94,8 @@ class Cache:
         self._reset_throttle = reset_throttle
         self._entries: dict[str, Entry] = {}
         self._deprecated: set[tuple[str, str]] = set()
+        #: Called with the number of subscriptions each applied event is passed to (metrics).
+        self.on_dispatch: Callable[[int], None] = _ignore_count
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -294,7 +296,9 @@ class Cache:
             self._dispatch(res, ev)
 
     def _dispatch(self, res: Resource, ev: ResourceEvent) -> None:
-        for sub in list(res.subscribers):
+        subscribers = list(res.subscribers)
+        self.on_dispatch(len(subscribers))
+        for sub in subscribers:
             sub.on_event(ev)
 
     def _is(self, res: Resource, model: bool, event: str) -> bool:
@@ -530,6 +534,10 @@ class Cache:
             log.error("Reset get for %s changed the resource type", _rid(res))
             return
         self._replace(res, result.data)
+
+
+def _ignore_count(n: int) -> None:
+    pass
 
 
 def _rid(res: Resource) -> str:

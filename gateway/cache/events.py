@@ -10,7 +10,6 @@ from typing import Any
 
 from gateway.protocol import client, values, wsframe
 
-
 _PLAIN_KINDS = frozenset(("change", "add", "remove", "custom"))
 
 

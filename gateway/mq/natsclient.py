@@ -41,12 +41,13 @@ _INCOMING_LIMIT = 1_000_000
 class _Pending:
     """One request waiting for its reply."""
 
-    __slots__ = ("callback", "subject", "timer")
+    __slots__ = ("callback", "started", "subject", "timer")
 
-    def __init__(self, callback: ReplyCallback, timer: asyncio.TimerHandle, subject: str) -> None:
+    def __init__(self, callback: ReplyCallback, timer: asyncio.TimerHandle, subject: str, started: float) -> None:
         self.callback = callback
         self.timer = timer
         self.subject = subject
+        self.started = started
 
 
 class NatsMQ:
@@ -73,6 +74,8 @@ class NatsMQ:
         #: Called (synchronously) when the connection is lost and when it is back.
         self.on_disconnected: Callable[[], None] = _nothing
         self.on_reconnected: Callable[[], None] = _nothing
+        #: Called with (subject, outcome, seconds) when a request ends, for metrics.
+        self.on_request_done: Callable[[str, str, float], None] = _ignore_request
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -178,7 +181,7 @@ class NatsMQ:
             callback(None, errors.ERR_SERVICE_UNAVAILABLE)
             return
         timer = self._loop.call_later(timeout or self._timeout, self._on_timeout, token)
-        self._pending[token] = _Pending(callback, timer, subject)
+        self._pending[token] = _Pending(callback, timer, subject, self._loop.time())
         self._queue(("pub", subject, payload, reply, headers, token))
 
     def publish(self, subject: str, payload: bytes) -> None:
@@ -279,6 +282,7 @@ class NatsMQ:
             return
         del self._pending[token]
         pending.timer.cancel()
+        self.on_request_done(pending.subject, "reply", self._loop.time() - pending.started)  # type: ignore[union-attr]
         pending.callback(data, None)
 
     def _on_pre_response(self, token: str, pending: _Pending, data: bytes) -> None:
@@ -296,6 +300,8 @@ class NatsMQ:
         if pending is None:
             return
         pending.timer.cancel()
+        if self._loop is not None:
+            self.on_request_done(pending.subject, _outcome(err), self._loop.time() - pending.started)
         try:
             pending.callback(None, err)
         except Exception:
@@ -333,6 +339,18 @@ class NatsMQ:
 
 def _nothing() -> None:
     pass
+
+
+def _ignore_request(subject: str, outcome: str, seconds: float) -> None:
+    pass
+
+
+def _outcome(err: errors.ResError) -> str:
+    if err.code == errors.TIMEOUT:
+        return "timeout"
+    if err.code == errors.NOT_FOUND:
+        return "no_responders"
+    return "failed"
 
 
 def _token(n: int) -> str:

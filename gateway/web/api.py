@@ -46,8 +46,11 @@ def handler(gateway: Gateway) -> Handler:
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         if tracing.enabled:
-            return await tracing.http_request(request, _ApiRequest(gateway, request).serve)
-        return await _ApiRequest(gateway, request).serve()
+            resp = await tracing.http_request(request, _ApiRequest(gateway, request).serve)
+        else:
+            resp = await _ApiRequest(gateway, request).serve()
+        gateway.metrics.http_response(resp.status)
+        return resp
 
     return handle
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from gateway import constants
 
@@ -19,11 +20,12 @@ class SinkFlusher:
     """Flushes every sink that got frames in this turn of the event loop with one callback
     (one per gateway), instead of one scheduled callback per client per burst."""
 
-    __slots__ = ("_dirty", "_scheduled")
+    __slots__ = ("_dirty", "_scheduled", "on_slow_consumer")
 
-    def __init__(self) -> None:
+    def __init__(self, on_slow_consumer: Callable[[], None] | None = None) -> None:
         self._dirty: list[TransportSink] = []
         self._scheduled = False
+        self.on_slow_consumer = on_slow_consumer or _nothing
 
     def mark(self, sink: TransportSink) -> None:
         self._dirty.append(sink)
@@ -74,6 +76,7 @@ class TransportSink:
         transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
         if transport.get_write_buffer_size() > self._limit:
             log.warning("[%s] Slow consumer: closing connection", self.cid)
+            self._flusher.on_slow_consumer()
             transport.abort()
 
 
@@ -144,3 +147,7 @@ def _payload(frame: bytes) -> bytes:
     if n < 126:
         return frame[2:]
     return frame[4:] if n == 126 else frame[10:]
+
+
+def _nothing() -> None:
+    pass

@@ -12,7 +12,8 @@ and otherwise falls back to the plain ``WebSocketResponse``; ``DIRECT`` says whi
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -43,7 +44,7 @@ if DIRECT:
             if kind is _TEXT or kind is _BINARY:
                 try:
                     self.on_message(data[1])
-                except Exception:  # noqa: BLE001 - a bad message must not kill the reader
+                except Exception:
                     log.exception("Error handling a client message")
                 return
             WebSocketDataQueue.feed_data(self, data, size)
