@@ -12,6 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
@@ -37,6 +38,8 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 #: Methods always allowed in a CORS preflight answer; mapped PUT/DELETE/PATCH are appended.
 _BASE_METHODS = "GET, HEAD, OPTIONS, POST"
+#: Answer to a request body over constants.HTTP_MAX_BODY_BYTES (resgate has no limit).
+ERR_BODY_TOO_LARGE = ResError(errors.BAD_REQUEST, "Error reading request body: too large")
 #: JSON insignificant whitespace: a body of only these bytes means "no params".
 _JSON_WS = b" \t\r\n"
 
@@ -197,7 +200,7 @@ class _ApiRequest:
         return self._respond(200, orjson.dumps(body), json=True)
 
     async def _call(self, rid: str, method: str, *, mapped: bool) -> web.Response:
-        params = _params(await self.request.read())
+        params = _params(await self._read_body())
         conn = self._open()
         await self._header_auth()
         name, query = ridlib.split(ridlib.expand_cid(rid, conn.cid))
@@ -232,6 +235,14 @@ class _ApiRequest:
         if reply.result is None:
             return self._respond(204)
         return self._respond(200, orjson.dumps(reply.result), json=True)
+
+    async def _read_body(self) -> bytes:
+        try:
+            return await self.request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise _Direct(self._error(ERR_BODY_TOO_LARGE, 413)) from None
+        except (ConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise ResError(errors.BAD_REQUEST, f"Error reading request body: {exc}") from None
 
     async def _header_auth(self) -> None:
         """Send the ``headerAuth`` request (if configured); its errors are ignored, its meta kept."""

@@ -144,3 +144,24 @@ async def test_closed_connections_leave_nothing_behind(
     assert gw.gateway.connections == {}
     assert gw.gateway.cache.sizes() == (0, 0)
     await service.wait_gateway_subscribed("event.test.leak.shared.x", present=False)
+
+
+async def test_oversized_http_body_gets_413_with_json_error(
+    gateway: GatewayHandle, service: FakeService, monkeypatch: Any
+) -> None:
+    """A body over the limit is refused with 413 and a JSON error, and nothing reaches services."""
+    import aiohttp
+
+    from gateway import constants
+
+    monkeypatch.setattr(constants, "HTTP_MAX_BODY_BYTES", 1024)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{gateway.http_url}/api/test/model/method", data=b"[" + b"1," * 2000 + b"1]") as r:
+            assert r.status == 413
+            assert r.headers["Content-Type"] == "application/json; charset=utf-8"
+            body = await r.json()
+            assert body["code"] == "system.badRequest"
+        async with session.post(f"{gateway.http_url}/api/test/model/method", data=b"not json") as r:
+            assert r.status == 400
+            assert (await r.json())["code"] == "system.badRequest"
+    await service.expect_no_request(0.1)
