@@ -78,7 +78,14 @@ class Gateway:
         )
         self._runner = web.ServerRunner(http_server, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, c.listen_host, c.port, reuse_address=True, ssl_context=self._tls())
+        self._site = web.TCPSite(
+            self._runner,
+            c.listen_host,
+            c.port,
+            reuse_address=True,
+            reuse_port=c.workers > 1 or None,
+            ssl_context=self._tls(),
+        )
         await self._site.start()
         sockets = getattr(self._site._server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else c.port

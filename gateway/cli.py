@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import gateway
+from gateway import workers
 from gateway.config import Config, ConfigError, load_parsed, parse_args, usage
 from gateway.constants import DEFAULT_NATS_URL, PROTOCOL_VERSION, RESGATE_VERSION
 
@@ -135,6 +136,7 @@ async def serve(config: Config) -> int:
             loop.add_signal_handler(sig, _on_signal, sig, stop_requested)
             installed.append(sig)
     gw = Gateway(config)
+    extra: workers.Workers | None = None
     signalled = asyncio.ensure_future(stop_requested.wait())
     try:
         starting = asyncio.ensure_future(gw.start())
@@ -148,11 +150,24 @@ async def serve(config: Config) -> int:
             log.error("Failed to start: %s", str(start_error) or type(start_error).__name__)
             log.debug("Start failure", exc_info=start_error)
             return 1
+        if config.workers > 1 and not workers.is_extra_worker():
+            extra = workers.Workers(config)
+            await extra.start()
         stopped = asyncio.ensure_future(gw.wait_stopped())
-        await asyncio.wait({stopped, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        waits: set[asyncio.Future[Any]] = {stopped, signalled}
+        if extra is not None and extra.failed is not None:
+            waits.add(extra.failed)
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if extra is not None and extra.failed is not None and extra.failed.done() and not stopped.done():
+            stopped.cancel()
+            return 1
         if not stopped.done():
             stopped.cancel()
+            # The other workers drain in parallel with this one.
+            workers_stopping = asyncio.ensure_future(extra.stop()) if extra is not None else None
             await _graceful_shutdown(gw, config, stop_requested)
+            if workers_stopping is not None:
+                await workers_stopping
             return 0
         if (run_error := stopped.exception()) is not None:
             log.error("Server stopped with an error: %s", str(run_error) or type(run_error).__name__)
@@ -162,6 +177,8 @@ async def serve(config: Config) -> int:
     finally:
         signalled.cancel()
         try:
+            if extra is not None:
+                await extra.stop()
             await gw.stop()
         finally:
             for sig in installed:

@@ -129,6 +129,9 @@ class Config(BaseSettings):
     exit_on_nats_loss: bool = _key(
         "exitOnNatsLoss", False, "Exit with code 1 when the NATS connection is lost, as resgate does"
     )
+    workers: int = _key(
+        "workers", 1, "Gateway processes sharing the client port (SO_REUSEPORT), each a full gateway"
+    )
     drain_period: int = _key(
         "drainPeriod", 0, "Milliseconds to keep serving after SIGTERM while /readyz reports unready"
     )
@@ -270,6 +273,13 @@ class Config(BaseSettings):
 
         if value is not None and not is_valid_part(value):
             raise ValueError("must be a valid method name (no dots, spaces, wildcards or ?)")
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
         return value
 
     @field_validator(
@@ -553,6 +563,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("cacheevictiondelay",), "cache_eviction_delay", _INT, "<milliseconds>",
          "How long an unused resource stays cached", _EXT),
     Flag(("exitonnatsloss",), "exit_on_nats_loss", _BOOL, "", "Exit with code 1 when the NATS connection is lost", _EXT),
+    Flag(("workers",), "workers", _INT, "<n>",
+         "Gateway processes sharing the client port (SO_REUSEPORT)", _EXT),
     Flag(("drainperiod",), "drain_period", _INT, "<milliseconds>",
          "Keep serving this long after SIGTERM while unready", _EXT),
     Flag(("wscloserate",), "ws_close_rate", _INT, "<per second>",
