@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import urllib.request
 
@@ -20,6 +19,15 @@ def _gateway_nats_connections(monitor_url: str) -> set[int]:
     with urllib.request.urlopen(f"{monitor_url}/connz?limit=1000", timeout=2) as resp:
         conns = json.loads(resp.read())["connections"]
     return {c["cid"] for c in conns if c.get("name") == "pyresgate"}
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (no /proc entry, or a zombie not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def _children(pid: int) -> list[int]:
@@ -55,6 +63,6 @@ async def test_two_workers_share_the_port_serve_events_and_stop_together(
             await c.wait_closed(5)
             assert c.close_code == GOING_AWAY
         for pid in workers:
-            assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+            assert _gone(pid), f"worker {pid} still running after the first one exited"
     finally:
         await close_all(clients)
