@@ -22,10 +22,9 @@ def _values(text: str) -> dict[str, float]:
 
 
 async def _scrape(port: int) -> dict[str, float]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
-            assert resp.status == 200
-            return _values(await resp.text())
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+        assert resp.status == 200
+        return _values(await resp.text())
 
 
 async def test_requests_events_and_http_statuses_are_counted(
@@ -45,9 +44,8 @@ async def test_requests_events_and_http_statuses_are_counted(
     await (await service.expect_request("access.test.other")).ok({"get": True, "call": "*"})
     await service.expect_request("call.test.other.slow")  # never answered: times out
     await call.error("system.timeout", timeout=2.0)
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{gw.http_url}/api/nothing/here/") as resp:
-            assert resp.status == 404
+    async with aiohttp.ClientSession() as session, session.get(f"{gw.http_url}/api/nothing/here/") as resp:
+        assert resp.status == 404
 
     m = await _scrape(admin)
     assert m['pyresgate_nats_requests_total{outcome="reply",type="access"}'] == 3
