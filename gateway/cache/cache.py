@@ -103,6 +103,12 @@ class Cache:
     def has(self, name: str) -> bool:
         return name in self._entries
 
+    def peek(self, name: str, query: str) -> Resource | None:
+        """The loaded resource a (name, raw query) resolves to, without subscribing; None if not
+        cached (or still loading)."""
+        entry = self._entries.get(name)
+        return entry.links.get(query) if entry is not None else None
+
     def sizes(self) -> tuple[int, int]:
         """(cached resources, subscriptions on them), for metrics."""
         resources = subscriptions = 0

@@ -182,22 +182,36 @@ class _ApiRequest:
         conn = self._open()
         await self._header_auth()
         name, query = ridlib.split(ridlib.expand_cid(rid, conn.cid))
-        sub = conn.add_direct(rid)  # the get request (or the cached resource), references followed
+        # A resource already in the cache needs no subscription: only the access check waits, and
+        # the body is encoded straight from the cache. Otherwise it is loaded (with its references)
+        # while access is checked.
+        cached = conn.cache.peek(name, query) is not None
+        sub = None if cached else conn.add_direct(rid)
         access, err, access_meta = await conn.access_with_meta(name, query)
         self._apply_meta(access_meta, err, None)
         if err is not None:
             return self._error(err)
         if access is None or not access.get:
             return self._error(errors.ERR_ACCESS_DENIED)
-        await conn.loaded_future([sub])
-        if sub.state != READY:
-            return self._error(sub.err or errors.ERR_NOT_FOUND)
-        lookup = _lookup(conn)
-        if self.config.api_encoding == "jsonflat":
-            body = http.encode_jsonflat(rid, lookup, self.config.api_path)
-        else:
-            body = http.encode_json(rid, lookup, self.config.api_path)
-        return self._respond(200, orjson.dumps(body), json=True)
+        body = self._encode(rid, _cache_lookup(conn)) if sub is None else None
+        if body is None:
+            if sub is None:
+                sub = conn.add_direct(rid)  # evicted, or references not cached, meanwhile
+            await conn.loaded_future([sub])
+            if sub.state != READY:
+                return self._error(sub.err or errors.ERR_NOT_FOUND)
+            body = self._encode(rid, _lookup(conn))
+        assert body is not None
+        return self._respond(200, body, json=True)
+
+    def _encode(self, rid: str, lookup: http.Lookup) -> bytes | None:
+        """The response body in the configured encoding; None when the lookup misses a resource."""
+        try:
+            if self.config.api_encoding == "jsonflat":
+                return orjson.dumps(http.encode_jsonflat(rid, lookup, self.config.api_path))
+            return orjson.dumps(http.encode_json(rid, lookup, self.config.api_path))
+        except _NotCached:
+            return None
 
     async def _call(self, rid: str, method: str, *, mapped: bool) -> web.Response:
         params = _params(await self._read_body())
@@ -353,6 +367,23 @@ def _legacy_new_rid(result: Any) -> str | None:
         if ridlib.is_valid_rid(rid, allow_query=True):
             return rid
     return None
+
+
+class _NotCached(Exception):
+    """A resource of the tree is not in the cache (the slow path loads it)."""
+
+
+def _cache_lookup(conn: Connection) -> http.Lookup:
+    """Resolve rids straight from the shared cache; raises ``_NotCached`` for anything missing."""
+
+    def lookup(rid: str) -> http.Resource:
+        name, query = ridlib.split(ridlib.expand_cid(rid, conn.cid))
+        res = conn.cache.peek(name, query)
+        if res is None:
+            raise _NotCached(rid)
+        return ("model", res.data) if res.is_model else ("collection", res.data)
+
+    return lookup
 
 
 def _lookup(conn: Connection) -> http.Lookup:

@@ -165,3 +165,4 @@ async def test_oversized_http_body_gets_413_with_json_error(
             assert r.status == 400
             assert (await r.json())["code"] == "system.badRequest"
     await service.expect_no_request(0.1)
+
