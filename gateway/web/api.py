@@ -107,7 +107,7 @@ class _ApiRequest:
             self._close()
 
     async def _dispatch(self) -> web.Response:
-        if getattr(self.gateway, "_stopping", False):
+        if self.gateway.stopping:
             return self._error(errors.ERR_SERVICE_UNAVAILABLE)
         api_path = self.config.api_path
         path, _, raw_query = self.request.raw_path.partition("?")
