@@ -257,11 +257,19 @@ def parse_payload(data: bytes) -> Any:
         raise InvalidEvent(f"invalid JSON: {exc}") from None
 
 
+def is_legacy_change(payload: Any) -> bool:
+    """Whether a parsed change payload uses the v1.0 form (the values map itself): anything but an
+    object with exactly one key, ``values``, holding an object. Not an object at all: not legacy."""
+    if not isinstance(payload, dict):
+        return False
+    return not (len(payload) == 1 and isinstance(payload.get("values"), dict))
+
+
 def decode_change(payload: Any) -> tuple[dict[str, Any], bool]:
     """Values of a change event and whether the payload used the legacy v1.0 form."""
     if not isinstance(payload, dict):
         raise InvalidEvent("change payload is not an object")
-    legacy = not (len(payload) == 1 and isinstance(payload.get("values"), dict))
+    legacy = is_legacy_change(payload)
     raw = payload if legacy else payload["values"]
     try:
         return {k: values.decode(v, allow_delete=True) for k, v in raw.items()}, legacy
