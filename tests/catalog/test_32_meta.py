@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -65,7 +66,7 @@ async def test_wsmeta_ws_header_auth_with_meta(
 async def test_wsmeta_extra_407_with_header_and_error_body(
     gateway_factory: GatewayFactory, service: FakeService
 ) -> None:
-    """Commented-out resgate row: 407 keeps the meta header (body checked over raw HTTP elsewhere)."""
+    """Commented-out resgate row: 407 keeps the meta header (the client library does not expose the body)."""
     client, status, headers = await _upgrade(
         gateway_factory, service, {"error": CE, "meta": {"status": 407, "header": {"Test-Header": ["foo"]}}}
     )
@@ -91,3 +92,45 @@ async def test_wsmeta_extra_token_from_header_auth_applies_to_connection(
     await access.ok({"get": False})
     await reqs.get("get.test.model").ok({"model": {"a": 1}})
     await pending.error("system.accessDenied")
+
+
+async def _raw_upgrade(gateway_factory: GatewayFactory, service: FakeService, reply: Any) -> tuple[int, Any, bytes]:
+    """The upgrade request sent with a plain HTTP client, so a refused upgrade's headers and body
+    can be read (WebSocket client libraries hide them or follow redirects)."""
+    import aiohttp
+
+    gw = await gateway_factory(ws_header_auth="vault.method")
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    async with aiohttp.ClientSession() as session:
+        pending = asyncio.ensure_future(session.get(gw.http_url + "/", headers=headers, allow_redirects=False))
+        await (await service.expect_request("auth.vault.method")).json(reply)
+        async with await pending as resp:
+            return resp.status, resp.headers, await resp.read()
+
+
+async def test_wsmeta_extra_307_with_location_header(gateway_factory: GatewayFactory, service: FakeService) -> None:
+    status, headers, body = await _raw_upgrade(
+        gateway_factory, service, {"result": None, "meta": {"status": 307, "header": {"Location": ["/login"]}}}
+    )
+    assert status == 307 and headers["Location"] == "/login" and body == b""
+
+
+async def test_wsmeta_extra_307_with_resource_location(gateway_factory: GatewayFactory, service: FakeService) -> None:
+    status, headers, _ = await _raw_upgrade(
+        gateway_factory, service, {"resource": {"rid": "test.redirect"}, "meta": {"status": 307}}
+    )
+    assert status == 307 and headers["Location"] == "/api/test/redirect"
+
+
+async def test_wsmeta_extra_407_body_is_the_error(gateway_factory: GatewayFactory, service: FakeService) -> None:
+    status, headers, body = await _raw_upgrade(
+        gateway_factory, service, {"error": CE, "meta": {"status": 407, "header": {"Test-Header": ["foo"]}}}
+    )
+    assert status == 407 and headers["Test-Header"] == "foo"
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body) == CE
