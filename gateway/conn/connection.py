@@ -16,9 +16,10 @@ from typing import Any, Protocol
 from gateway import constants
 from gateway.cache.cache import Cache
 from gateway.cache.throttle import Throttle
-from gateway.conn.subscription import DELETED, FAILED, LOADING, READY, ClientSub
+from gateway.conn import graph
+from gateway.conn.subscription import DELETED, FAILED, READY, ClientSub
 from gateway.mq.base import MQ
-from gateway.protocol import client, errors, service, values, wsframe
+from gateway.protocol import client, errors, service, wsframe
 from gateway.protocol import rid as ridlib
 from gateway.protocol.errors import ResError
 from gateway.protocol.service import Access, RequestInfo
@@ -454,7 +455,7 @@ class Connection:
         loop = asyncio.get_running_loop()
 
         def check() -> None:
-            pending = self._first_loading(roots)
+            pending = graph.first_loading(self.subs, roots)
             if pending is None:
                 loop.call_soon(callback)
             else:
@@ -472,30 +473,16 @@ class Connection:
         self.when_loaded(roots, done)
         return fut
 
-    def _first_loading(self, roots: list[ClientSub]) -> ClientSub | None:
-        seen: set[ClientSub] = set()
-        stack = list(roots)
-        while stack:
-            sub = stack.pop()
-            if sub in seen or sub.disposed:
-                continue
-            seen.add(sub)
-            if sub.state == LOADING:
-                return sub
-            if sub.state == READY and not sub.sent:
-                stack.extend(c for r in sub.refs if (c := self.subs.get(r)) is not None)
-        return None
-
     def resource_set(self, roots: list[ClientSub]) -> dict[str, Any]:
         """Resources reachable from roots that the client does not hold yet; marks them held."""
-        groups, sent = self._collect(roots)
+        groups, sent = graph.resource_set(self.subs, roots, legacy=self.legacy)
         for sub in sent:
             self.spawn_flush(sub)
         return groups
 
     def send_with_resources(self, event: str, payload: dict[str, Any], roots: list[ClientSub]) -> list[ClientSub]:
         """Send an event carrying the resources of ``roots`` the client lacks; returns those sent."""
-        groups, sent = self._collect(roots)
+        groups, sent = graph.resource_set(self.subs, roots, legacy=self.legacy)
         payload.update(groups)
         self.send_event(event, payload)
         return sent
@@ -505,62 +492,17 @@ class Connection:
         # writes right after this returns.
         asyncio.get_running_loop().call_soon(sub.flush)
 
-    def _collect(self, roots: list[ClientSub]) -> tuple[dict[str, Any], list[ClientSub]]:
-        models: dict[str, Any] = {}
-        collections: dict[str, Any] = {}
-        errs: dict[str, Any] = {}
-        sent: list[ClientSub] = []
-        seen: set[ClientSub] = set()
-        stack = list(reversed(roots))
-        legacy = self.legacy
-        while stack:
-            sub = stack.pop()
-            if sub in seen or sub.disposed:
-                continue
-            seen.add(sub)
-            if sub.state == FAILED:
-                errs[sub.rid] = (sub.err or errors.ERR_NOT_FOUND).to_dict()
-                continue
-            if sub.state != READY or sub.sent:
-                continue
-            sub.sent = True
-            sent.append(sub)
-            if sub.is_model:
-                models[sub.rid] = values.legacy_model(sub.data) if legacy else sub.data
-            else:
-                collections[sub.rid] = values.legacy_collection(sub.data) if legacy else sub.data
-            stack.extend(c for r in sub.refs if (c := self.subs.get(r)) is not None)
-        groups: dict[str, Any] = {}
-        if models:
-            groups["models"] = models
-        if collections:
-            groups["collections"] = collections
-        if errs:
-            groups["errors"] = errs
-        return groups, sent
-
     def collect_garbage(self) -> None:
         """Drop subscriptions no longer reachable from a direct one; un-hold what the client dropped."""
-        alive = self._reachable([s for s in self.subs.values() if s.direct > 0], lambda s: True)
+        alive = graph.reachable(self.subs, [s for s in self.subs.values() if s.direct > 0])
         for rid, sub in list(self.subs.items()):
             if sub not in alive:
                 del self.subs[rid]
                 sub.dispose()
-        held = self._reachable([s for s in alive if s.direct > 0 and s.sent], lambda s: s.sent)
+        held = graph.reachable(self.subs, [s for s in alive if s.direct > 0 and s.sent], only_sent=True)
         for sub in alive:
             if sub.sent and sub not in held:
                 sub.sent = False
-
-    def _reachable(self, roots: list[ClientSub], follow: Callable[[ClientSub], bool]) -> set[ClientSub]:
-        out: set[ClientSub] = set()
-        stack = roots
-        while stack:
-            sub = stack.pop()
-            if sub in out or not follow(sub):
-                continue
-            out.add(sub)
-            stack.extend(c for r in sub.refs if (c := self.subs.get(r)) is not None)
-        return out
 
     # -- service events for this connection ----------------------------------------------------------
 
