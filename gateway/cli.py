@@ -13,6 +13,7 @@ configuration, a failed start, or whatever code the gateway reports when it stop
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextlib
 import logging
 import signal
@@ -97,6 +98,10 @@ class _Formatter(logging.Formatter):
         return super().format(record)
 
 
+#: Allocations between young-generation collections (CPython's default is 700).
+GC_THRESHOLD_GEN0 = 50_000
+
+
 def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
     """Run ``coro`` on uvloop when it is installed, else on the default asyncio loop."""
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
@@ -106,8 +111,18 @@ def _run_loop(coro: Coroutine[Any, Any, int]) -> int:
         loop_factory = uvloop.new_event_loop
     except ImportError:
         pass
+    tune_gc()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(coro)
+
+
+def tune_gc() -> None:
+    """Fewer cyclic garbage collections: a gateway allocates many short-lived objects per request,
+    and with the default thresholds the collector keeps re-walking every long-lived connection and
+    cached resource. Everything imported at start-up is frozen out of the collector's view."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD_GEN0, 20, 100)
 
 
 async def serve(config: Config) -> int:
