@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import contextlib
 import logging
 import signal
@@ -120,6 +121,8 @@ def tune_gc() -> None:
     """Fewer cyclic garbage collections: a gateway allocates many short-lived objects per request,
     and with the default thresholds the collector keeps re-walking every long-lived connection and
     cached resource. Everything imported at start-up is frozen out of the collector's view."""
+    if os.environ.get("PYRESGATE_GC_TUNING", "1") == "0":
+        return
     gc.collect()
     gc.freeze()
     gc.set_threshold(GC_THRESHOLD_GEN0, 20, 100)
