@@ -13,10 +13,10 @@ configuration, a failed start, or whatever code the gateway reports when it stop
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
 import contextlib
+import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
