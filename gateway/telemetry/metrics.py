@@ -77,6 +77,7 @@ class Metrics:
         self._http_responses = Counter(
             "pyresgate_http_responses", "HTTP API responses by status code", ["status"], registry=r
         )
+        self._status_children: dict[int, Any] = {}
         self.slow_consumers = Counter(
             "pyresgate_slow_consumer_disconnects", "Clients disconnected for not reading fast enough", registry=r
         )
@@ -110,7 +111,10 @@ class Metrics:
             self.messages_fanned_out.inc(subscribers)
 
     def http_response(self, status: int) -> None:
-        self._http_responses.labels(str(status)).inc()
+        child = self._status_children.get(status)
+        if child is None:
+            child = self._status_children[status] = self._http_responses.labels(str(status))
+        child.inc()
 
     def exposition(self) -> bytes:
         data: bytes = generate_latest(self.registry)  # type: ignore[no-untyped-call]
