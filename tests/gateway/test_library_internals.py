@@ -1,0 +1,46 @@
+"""The two places that lean on library internals for speed still find what they expect.
+
+If an upgrade of aiohttp or nats-py changes them, these fail first, instead of the gateway silently
+falling back (aiohttp) or losing message order (nats-py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+
+from gateway.web import wsreader
+from tests.support.natsserver import NatsServer
+
+
+def test_aiohttp_reader_queue_can_be_replaced() -> None:
+    assert wsreader.DIRECT, "aiohttp's WebSocket reader internals changed: messages take the slow path"
+
+
+async def test_nats_subscriptions_share_one_ordered_queue(nats_server: NatsServer) -> None:
+    """Messages on different subjects reach the shared queue in the order they were published."""
+    from gateway.mq.natsclient import NatsMQ
+
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    def on_message(subject: str, data: bytes) -> None:
+        seen.append(subject)
+        if len(seen) == 300:
+            done.set()
+
+    mq = NatsMQ(request_timeout=1.0, on_message=on_message)
+    await mq.connect([nats_server.url])
+    for subject in ("a.*", "b.*", "c.*"):
+        mq.subscribe(subject)
+    await mq.sync()
+    pub = await nats.connect(nats_server.url)
+    expected = [f"{'abc'[i % 3]}.{i}" for i in range(300)]
+    for subject in expected:
+        await pub.publish(subject, b"")
+    await pub.flush()
+    await asyncio.wait_for(done.wait(), 2.0)
+    assert seen == expected
+    await pub.close()
+    await mq.close()
