@@ -35,6 +35,7 @@ class ClientSink(Protocol):
 
 
 AccessReply = tuple[Access | None, ResError | None]
+AccessWithMeta = tuple[Access | None, ResError | None, service.Meta | None]
 
 
 class Connection:
@@ -381,33 +382,27 @@ class Connection:
         self.mq.request(subject, payload, done)
         return fut
 
+    def _send_access(self, name: str, query: str, on_reply: Callable[[AccessWithMeta], None]) -> None:
+        """One access request; ``on_reply`` gets (access, error, meta) whatever the outcome."""
+
+        def done(data: bytes | None, err: ResError | None) -> None:
+            on_reply((None, err, None) if err is not None else service.decode_access_reply(data))
+
+        payload = service.access_payload(self.cid, self.token, query, self.is_http)
+        self.mq.request("access." + name, payload, done)
+
     def request_access(self, name: str, query: str, callback: Callable[[Access | None, ResError | None], None]) -> None:
-        def done(data: bytes | None, err: ResError | None) -> None:
-            if err is None:
-                try:
-                    access, _meta = service.decode_access(data)
-                    callback(access, None)
-                    return
-                except ResError as exc:
-                    err = exc
-            callback(None, err)
+        self._send_access(name, query, lambda reply: callback(reply[0], reply[1]))
 
-        payload = service.access_payload(self.cid, self.token, query, self.is_http)
-        self.mq.request("access." + name, payload, done)
-
-    def access_with_meta(
-        self, name: str, query: str
-    ) -> asyncio.Future[tuple[Access | None, ResError | None, service.Meta | None]]:
+    def access_with_meta(self, name: str, query: str) -> asyncio.Future[AccessWithMeta]:
         """A fresh access request whose reply meta is kept (for HTTP responses)."""
-        fut: asyncio.Future[tuple[Access | None, ResError | None, service.Meta | None]]
-        fut = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[AccessWithMeta] = asyncio.get_running_loop().create_future()
 
-        def done(data: bytes | None, err: ResError | None) -> None:
+        def done(reply: AccessWithMeta) -> None:
             if not fut.done():
-                fut.set_result((None, err, None) if err is not None else service.decode_access_reply(data))
+                fut.set_result(reply)
 
-        payload = service.access_payload(self.cid, self.token, query, self.is_http)
-        self.mq.request("access." + name, payload, done)
+        self._send_access(name, query, done)
         return fut
 
     def access_of(self, sub: ClientSub) -> asyncio.Future[AccessReply]:

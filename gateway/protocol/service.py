@@ -67,17 +67,21 @@ def _loads(data: bytes | None) -> Any:
         raise errors.internal_error(f"invalid JSON: {exc}") from None
 
 
+def _optional_str(obj: dict[str, Any], key: str, what: str) -> str:
+    """``obj[key]`` when it is a string, "" when absent or null; anything else is malformed."""
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise errors.internal_error(f"{what} is not a string")
+    return value
+
+
 def _decode_error(obj: Any) -> ResError:
     if not isinstance(obj, dict):
         raise errors.internal_error("error is not an object")
-    code = obj.get("code", "")
-    if code is None:
-        code = ""
-    if not isinstance(code, str):
-        raise errors.internal_error("error code is not a string")
-    message = obj.get("message", "")
-    if message is not None and not isinstance(message, str):
-        raise errors.internal_error("error message is not a string")
+    _optional_str(obj, "code", "error code")
+    _optional_str(obj, "message", "error message")
     return ResError.from_dict(obj)
 
 
@@ -147,22 +151,10 @@ def get_reply(data: bytes | None, err: ResError | None) -> tuple[Resource | None
 
 def result_or_raise(data: bytes | None) -> Any:
     """Decode a reply that must carry a result; a service error is raised as it is."""
-    reply = decode_reply(data)
-    if reply.error is not None:
-        raise reply.error
+    reply = reply_or_raise(data)
     if reply.resource is not None:
         raise errors.internal_error("unexpected resource response")
     return reply.result
-
-
-def decode_access(data: bytes | None) -> tuple[Access, Meta | None]:
-    """Decode an access reply; service errors are raised."""
-    reply = decode_reply(data)
-    if reply.error is not None:
-        raise reply.error
-    if reply.resource is not None:
-        raise errors.internal_error("unexpected resource response to access request")
-    return access_from_result(reply.result), reply.meta
 
 
 def decode_access_reply(data: bytes | None) -> tuple[Access | None, ResError | None, Meta | None]:
@@ -206,11 +198,7 @@ def decode_get(data: bytes | None) -> Resource:
 def resource_from_result(result: Any) -> Resource:
     if not isinstance(result, dict):
         raise errors.internal_error("get result is not an object")
-    query = result.get("query", "")
-    if query is None:
-        query = ""
-    if not isinstance(query, str):
-        raise errors.internal_error("query is not a string")
+    query = _optional_str(result, "query", "query")
     model = result.get("model")
     coll = result.get("collection")
     if model is not None and coll is not None:
