@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.protocol import rid as ridlib
+
 _ONE = "*"
 _TAIL = ">"
 
@@ -55,12 +57,6 @@ def compile(pattern: str) -> Pattern | None:
 
 
 def _valid_part(part: str) -> bool:
-    """A literal part of printable ASCII without ``.``/``?``/wildcards, or a lone ``*``."""
-    if part == _ONE:
-        return True
-    if not part:
-        return False
-    for ch in part:
-        if ch < "!" or ch > "~" or ch in "*>?":
-            return False
-    return True
+    """A lone ``*``, or a literal part with the characters a rid part may have (parts come from
+    splitting on ``.``, so the method-name rule of ``rid.is_valid_part`` is exactly this one)."""
+    return part == _ONE or ridlib.is_valid_part(part)
