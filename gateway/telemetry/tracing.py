@@ -243,6 +243,11 @@ def inject(span: Any, headers: dict[str, str] | None = None) -> dict[str, str]:
 # --- WebSocket requests ------------------------------------------------------------------------------
 
 
+def _record_failure(span: Any, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_status(_Status(_ERROR, str(exc)))
+
+
 class _Request:
     """A WebSocket request span; ends once the handler and every task it spawned are done."""
 
@@ -254,8 +259,7 @@ class _Request:
 
     def task_done(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (exc := task.exception()) is not None:
-            self.span.record_exception(exc)
-            self.span.set_status(_Status(_ERROR, str(exc)))
+            _record_failure(self.span, exc)
         self.tasks -= 1
         if self.tasks == 0:
             self.span.end()
@@ -276,8 +280,7 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
     try:
         dispatch(req, parsed)
     except BaseException as exc:
-        span.record_exception(exc)
-        span.set_status(_Status(_ERROR, str(exc)))
+        _record_failure(span, exc)
         raise
     finally:
         _otel_context.detach(token)
@@ -352,8 +355,7 @@ async def http_request(request: web.BaseRequest, serve: Callable[[], Awaitable[w
             span.set_status(_Status(_ERROR))
         return response
     except BaseException as exc:
-        span.record_exception(exc)
-        span.set_status(_Status(_ERROR, str(exc)))
+        _record_failure(span, exc)
         raise
     finally:
         _otel_context.detach(token)
@@ -380,8 +382,7 @@ def service_event(cache: Cache, name: str, event: str, data: bytes) -> None:
     try:
         cache.handle_event(name, event, data)
     except BaseException as exc:
-        span.record_exception(exc)
-        span.set_status(_Status(_ERROR, str(exc)))
+        _record_failure(span, exc)
         raise
     finally:
         _otel_context.detach(token)
