@@ -21,7 +21,7 @@ from yarl import URL
 from tests.conftest import GatewayFactory
 from tests.support import fixtures
 from tests.support.fakeservice import FakeService, Request
-from tests.support.fixtures import E_FORBIDDEN_ORIGIN, E_NOTFOUND, E_TOOLONG
+from tests.support.fixtures import E_FORBIDDEN_ORIGIN, E_NOTFOUND, E_TOOLONG, HTTP_GET_BODIES
 from tests.support.gatewayrunner import GatewayHandle
 from tests.support.jsoncmp import assert_json_equal
 
@@ -176,121 +176,6 @@ async def test_hget_01_invalid_urls(
 # ---------------------------------------------------------------------------------------------
 # HGET-02
 
-#: Expected GET bodies per target (catalog §5.14 table): (json, jsonFlat).
-HGET_02_BODIES: dict[str, tuple[str, str]] = {
-    "test.model": (
-        '{"string":"foo","int":42,"bool":true,"null":null}',
-        '{"string":"foo","int":42,"bool":true,"null":null}',
-    ),
-    "test.model.parent": (
-        '{"name":"parent","child":{"href":"/api/test/model","model":{"string":"foo","int":42,"bool":true,"null":null}}}',
-        '{"name":"parent","child":{"string":"foo","int":42,"bool":true,"null":null}}',
-    ),
-    "test.model.grandparent": (
-        '{"name":"grandparent","child":{"href":"/api/test/model/parent","model":{"name":"parent","child":{"href":"/api/test/model","model":{"string":"foo","int":42,"bool":true,"null":null}}}}}',
-        '{"name":"grandparent","child":{"name":"parent","child":{"string":"foo","int":42,"bool":true,"null":null}}}',
-    ),
-    "test.model.secondparent": (
-        '{"name":"secondparent","child":{"href":"/api/test/model","model":{"string":"foo","int":42,"bool":true,"null":null}}}',
-        '{"name":"secondparent","child":{"string":"foo","int":42,"bool":true,"null":null}}',
-    ),
-    "test.model.brokenchild": (
-        '{"name":"brokenchild","child":{"href":"/api/test/err/notFound","error":{"code":"system.notFound","message":"Not found"}}}',
-        '{"name":"brokenchild","child":{"code":"system.notFound","message":"Not found"}}',
-    ),
-    "test.model.soft": (
-        '{"name":"soft","child":{"href":"/api/test/model"}}',
-        '{"name":"soft","child":{"href":"/api/test/model"}}',
-    ),
-    "test.model.soft.parent": (
-        '{"name":"softparent","child":{"href":"/api/test/model/soft","model":{"name":"soft","child":{"href":"/api/test/model"}}}}',
-        '{"name":"softparent","child":{"name":"soft","child":{"href":"/api/test/model"}}}',
-    ),
-    "test.model.data": (
-        '{"name":"data","primitive":12,"object":{"foo":["bar"]},"array":[{"foo":"bar"}]}',
-        '{"name":"data","primitive":12,"object":{"foo":["bar"]},"array":[{"foo":"bar"}]}',
-    ),
-    "test.model.data.parent": (
-        '{"name":"dataparent","child":{"href":"/api/test/model/data","model":{"name":"data","primitive":12,"object":{"foo":["bar"]},"array":[{"foo":"bar"}]}}}',
-        '{"name":"dataparent","child":{"name":"data","primitive":12,"object":{"foo":["bar"]},"array":[{"foo":"bar"}]}}',
-    ),
-    "test.m.a": (
-        '{"a":{"href":"/api/test/m/a"}}',
-        '{"a":{"href":"/api/test/m/a"}}',
-    ),
-    "test.m.b": (
-        '{"c":{"href":"/api/test/m/c","model":{"b":{"href":"/api/test/m/b"}}}}',
-        '{"c":{"b":{"href":"/api/test/m/b"}}}',
-    ),
-    "test.m.d": (
-        '{"e":{"href":"/api/test/m/e","model":{"d":{"href":"/api/test/m/d"}}},"f":{"href":"/api/test/m/f","model":{"d":{"href":"/api/test/m/d"}}}}',
-        '{"e":{"d":{"href":"/api/test/m/d"}},"f":{"d":{"href":"/api/test/m/d"}}}',
-    ),
-    "test.m.g": (
-        '{"e":{"href":"/api/test/m/e","model":{"d":{"href":"/api/test/m/d","model":{"e":{"href":"/api/test/m/e"},"f":{"href":"/api/test/m/f","model":{"d":{"href":"/api/test/m/d"}}}}}}},"f":{"href":"/api/test/m/f","model":{"d":{"href":"/api/test/m/d","model":{"e":{"href":"/api/test/m/e","model":{"d":{"href":"/api/test/m/d"}}},"f":{"href":"/api/test/m/f"}}}}}}',
-        '{"e":{"d":{"e":{"href":"/api/test/m/e"},"f":{"d":{"href":"/api/test/m/d"}}}},"f":{"d":{"e":{"d":{"href":"/api/test/m/d"}},"f":{"href":"/api/test/m/f"}}}}',
-    ),
-    "test.m.h": (
-        '{"e":{"href":"/api/test/m/e","model":{"d":{"href":"/api/test/m/d","model":{"e":{"href":"/api/test/m/e"},"f":{"href":"/api/test/m/f","model":{"d":{"href":"/api/test/m/d"}}}}}}}}',
-        '{"e":{"d":{"e":{"href":"/api/test/m/e"},"f":{"d":{"href":"/api/test/m/d"}}}}}',
-    ),
-    "test.collection": (
-        '["foo",42,true,null]',
-        '["foo",42,true,null]',
-    ),
-    "test.collection.parent": (
-        '["parent",{"href":"/api/test/collection","collection":["foo",42,true,null]}]',
-        '["parent",["foo",42,true,null]]',
-    ),
-    "test.collection.grandparent": (
-        '["grandparent",{"href":"/api/test/collection/parent","collection":["parent",{"href":"/api/test/collection","collection":["foo",42,true,null]}]}]',
-        '["grandparent",["parent",["foo",42,true,null]]]',
-    ),
-    "test.collection.secondparent": (
-        '["secondparent",{"href":"/api/test/collection","collection":["foo",42,true,null]}]',
-        '["secondparent",["foo",42,true,null]]',
-    ),
-    "test.collection.brokenchild": (
-        '["brokenchild",{"href":"/api/test/err/notFound","error":{"code":"system.notFound","message":"Not found"}}]',
-        '["brokenchild",{"code":"system.notFound","message":"Not found"}]',
-    ),
-    "test.collection.soft": (
-        '["soft",{"href":"/api/test/collection"}]',
-        '["soft",{"href":"/api/test/collection"}]',
-    ),
-    "test.collection.soft.parent": (
-        '["softparent",{"href":"/api/test/collection/soft","collection":["soft",{"href":"/api/test/collection"}]}]',
-        '["softparent",["soft",{"href":"/api/test/collection"}]]',
-    ),
-    "test.collection.data": (
-        '["data",12,{"foo":["bar"]},[{"foo":"bar"}]]',
-        '["data",12,{"foo":["bar"]},[{"foo":"bar"}]]',
-    ),
-    "test.collection.data.parent": (
-        '["dataparent",{"href":"/api/test/collection/data","collection":["data",12,{"foo":["bar"]},[{"foo":"bar"}]]}]',
-        '["dataparent",["data",12,{"foo":["bar"]},[{"foo":"bar"}]]]',
-    ),
-    "test.c.a": (
-        '[{"href":"/api/test/c/a"}]',
-        '[{"href":"/api/test/c/a"}]',
-    ),
-    "test.c.b": (
-        '[{"href":"/api/test/c/c","collection":[{"href":"/api/test/c/b"}]}]',
-        '[[{"href":"/api/test/c/b"}]]',
-    ),
-    "test.c.d": (
-        '[{"href":"/api/test/c/e","collection":[{"href":"/api/test/c/d"}]},{"href":"/api/test/c/f","collection":[{"href":"/api/test/c/d"}]}]',
-        '[[{"href":"/api/test/c/d"}],[{"href":"/api/test/c/d"}]]',
-    ),
-    "test.c.g": (
-        '[{"href":"/api/test/c/e","collection":[{"href":"/api/test/c/d","collection":[{"href":"/api/test/c/e"},{"href":"/api/test/c/f","collection":[{"href":"/api/test/c/d"}]}]}]},{"href":"/api/test/c/f","collection":[{"href":"/api/test/c/d","collection":[{"href":"/api/test/c/e","collection":[{"href":"/api/test/c/d"}]},{"href":"/api/test/c/f"}]}]}]',
-        '[[[{"href":"/api/test/c/e"},[{"href":"/api/test/c/d"}]]],[[[{"href":"/api/test/c/d"}],{"href":"/api/test/c/f"}]]]',
-    ),
-    "test.c.h": (
-        '[{"href":"/api/test/c/e","collection":[{"href":"/api/test/c/d","collection":[{"href":"/api/test/c/e"},{"href":"/api/test/c/f","collection":[{"href":"/api/test/c/d"}]}]}]}]',
-        '[[[{"href":"/api/test/c/e"},[{"href":"/api/test/c/d"}]]]]',
-    ),
-}
 
 #: Sequence rows L01-L30 of SUB-03 as run over HTTP (catalog §5.14 HGET-02): the GET targets (the
 #: first one's body is checked) and the gets the gateway must send until that first response.
@@ -353,7 +238,7 @@ async def test_hget_02_get_sequences(
             req.assert_payload({})
             await req.json(fixtures.get_reply(req.subject[4:]))
     resp = await tasks[0]
-    json_body, flat_body = HGET_02_BODIES[targets[0]]
+    json_body, flat_body = HTTP_GET_BODIES[targets[0]]
     assert_json_body(resp, 200, json.loads(json_body if encoding == "json" else flat_body))
     for task in tasks[1:]:
         assert (await task).status == 200

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from gateway.protocol import errors, values
 from gateway.protocol import http as httplib
 from gateway.protocol import rid as ridlib
+from tests.support.fixtures import HTTP_GET_BODIES
 
 API = "/api/"
 
@@ -301,146 +302,6 @@ def _lookup(rid: str) -> httplib.Resource:
     return ("error", _ERRORS[rid])
 
 
-# Bodies of catalog §5.14 (HGET-02): resource -> (json, jsonflat).
-_BODIES = {
-    "test.model": (
-        '{"string":"foo","int":42,"bool":true,"null":null}',
-        '{"string":"foo","int":42,"bool":true,"null":null}',
-    ),
-    "test.model.parent": (
-        '{"name":"parent","child":{"href":"/api/test/model","model":{"string":"foo","int":42,"bool":true,"null":null}}}',
-        '{"name":"parent","child":{"string":"foo","int":42,"bool":true,"null":null}}',
-    ),
-    "test.model.grandparent": (
-        (
-            '{"name":"grandparent","child":{"href":"/api/test/model/parent","model":{"name":"parent","child":'
-            '{"href":"/api/test/model","model":{"string":"foo","int":42,"bool":true,"null":null}}}}}'
-        ),
-        '{"name":"grandparent","child":{"name":"parent","child":{"string":"foo","int":42,"bool":true,"null":null}}}',
-    ),
-    "test.model.secondparent": (
-        '{"name":"secondparent","child":{"href":"/api/test/model","model":{"string":"foo","int":42,"bool":true,"null":null}}}',
-        '{"name":"secondparent","child":{"string":"foo","int":42,"bool":true,"null":null}}',
-    ),
-    "test.model.brokenchild": (
-        '{"name":"brokenchild","child":{"href":"/api/test/err/notFound","error":{"code":"system.notFound","message":"Not found"}}}',
-        '{"name":"brokenchild","child":{"code":"system.notFound","message":"Not found"}}',
-    ),
-    "test.model.soft": (
-        '{"name":"soft","child":{"href":"/api/test/model"}}',
-        '{"name":"soft","child":{"href":"/api/test/model"}}',
-    ),
-    "test.model.soft.parent": (
-        '{"name":"softparent","child":{"href":"/api/test/model/soft","model":{"name":"soft","child":{"href":"/api/test/model"}}}}',
-        '{"name":"softparent","child":{"name":"soft","child":{"href":"/api/test/model"}}}',
-    ),
-    "test.model.data": (
-        '{"name":"data","primitive":12,"object":{"foo":["bar"]},"array":[{"foo":"bar"}]}',
-        '{"name":"data","primitive":12,"object":{"foo":["bar"]},"array":[{"foo":"bar"}]}',
-    ),
-    "test.model.data.parent": (
-        (
-            '{"name":"dataparent","child":{"href":"/api/test/model/data","model":{"name":"data","primitive":12,'
-            '"object":{"foo":["bar"]},"array":[{"foo":"bar"}]}}}'
-        ),
-        '{"name":"dataparent","child":{"name":"data","primitive":12,"object":{"foo":["bar"]},"array":[{"foo":"bar"}]}}',
-    ),
-    "test.m.a": ('{"a":{"href":"/api/test/m/a"}}', '{"a":{"href":"/api/test/m/a"}}'),
-    "test.m.b": (
-        '{"c":{"href":"/api/test/m/c","model":{"b":{"href":"/api/test/m/b"}}}}',
-        '{"c":{"b":{"href":"/api/test/m/b"}}}',
-    ),
-    "test.m.d": (
-        (
-            '{"e":{"href":"/api/test/m/e","model":{"d":{"href":"/api/test/m/d"}}},'
-            '"f":{"href":"/api/test/m/f","model":{"d":{"href":"/api/test/m/d"}}}}'
-        ),
-        '{"e":{"d":{"href":"/api/test/m/d"}},"f":{"d":{"href":"/api/test/m/d"}}}',
-    ),
-    "test.m.g": (
-        (
-            '{"e":{"href":"/api/test/m/e","model":{"d":{"href":"/api/test/m/d","model":{"e":{"href":"/api/test/m/e"},'
-            '"f":{"href":"/api/test/m/f","model":{"d":{"href":"/api/test/m/d"}}}}}}},'
-            '"f":{"href":"/api/test/m/f","model":{"d":{"href":"/api/test/m/d","model":{"e":{"href":"/api/test/m/e",'
-            '"model":{"d":{"href":"/api/test/m/d"}}},"f":{"href":"/api/test/m/f"}}}}}}'
-        ),
-        (
-            '{"e":{"d":{"e":{"href":"/api/test/m/e"},"f":{"d":{"href":"/api/test/m/d"}}}},'
-            '"f":{"d":{"e":{"d":{"href":"/api/test/m/d"}},"f":{"href":"/api/test/m/f"}}}}'
-        ),
-    ),
-    "test.m.h": (
-        (
-            '{"e":{"href":"/api/test/m/e","model":{"d":{"href":"/api/test/m/d","model":{"e":{"href":"/api/test/m/e"},'
-            '"f":{"href":"/api/test/m/f","model":{"d":{"href":"/api/test/m/d"}}}}}}}}'
-        ),
-        '{"e":{"d":{"e":{"href":"/api/test/m/e"},"f":{"d":{"href":"/api/test/m/d"}}}}}',
-    ),
-    "test.collection": ('["foo",42,true,null]', '["foo",42,true,null]'),
-    "test.collection.parent": (
-        '["parent",{"href":"/api/test/collection","collection":["foo",42,true,null]}]',
-        '["parent",["foo",42,true,null]]',
-    ),
-    "test.collection.grandparent": (
-        (
-            '["grandparent",{"href":"/api/test/collection/parent","collection":["parent",'
-            '{"href":"/api/test/collection","collection":["foo",42,true,null]}]}]'
-        ),
-        '["grandparent",["parent",["foo",42,true,null]]]',
-    ),
-    "test.collection.secondparent": (
-        '["secondparent",{"href":"/api/test/collection","collection":["foo",42,true,null]}]',
-        '["secondparent",["foo",42,true,null]]',
-    ),
-    "test.collection.brokenchild": (
-        '["brokenchild",{"href":"/api/test/err/notFound","error":{"code":"system.notFound","message":"Not found"}}]',
-        '["brokenchild",{"code":"system.notFound","message":"Not found"}]',
-    ),
-    "test.collection.soft": (
-        '["soft",{"href":"/api/test/collection"}]',
-        '["soft",{"href":"/api/test/collection"}]',
-    ),
-    "test.collection.soft.parent": (
-        '["softparent",{"href":"/api/test/collection/soft","collection":["soft",{"href":"/api/test/collection"}]}]',
-        '["softparent",["soft",{"href":"/api/test/collection"}]]',
-    ),
-    "test.collection.data": (
-        '["data",12,{"foo":["bar"]},[{"foo":"bar"}]]',
-        '["data",12,{"foo":["bar"]},[{"foo":"bar"}]]',
-    ),
-    "test.collection.data.parent": (
-        '["dataparent",{"href":"/api/test/collection/data","collection":["data",12,{"foo":["bar"]},[{"foo":"bar"}]]}]',
-        '["dataparent",["data",12,{"foo":["bar"]},[{"foo":"bar"}]]]',
-    ),
-    "test.c.a": ('[{"href":"/api/test/c/a"}]', '[{"href":"/api/test/c/a"}]'),
-    "test.c.b": (
-        '[{"href":"/api/test/c/c","collection":[{"href":"/api/test/c/b"}]}]',
-        '[[{"href":"/api/test/c/b"}]]',
-    ),
-    "test.c.d": (
-        (
-            '[{"href":"/api/test/c/e","collection":[{"href":"/api/test/c/d"}]},'
-            '{"href":"/api/test/c/f","collection":[{"href":"/api/test/c/d"}]}]'
-        ),
-        '[[{"href":"/api/test/c/d"}],[{"href":"/api/test/c/d"}]]',
-    ),
-    "test.c.g": (
-        (
-            '[{"href":"/api/test/c/e","collection":[{"href":"/api/test/c/d","collection":[{"href":"/api/test/c/e"},'
-            '{"href":"/api/test/c/f","collection":[{"href":"/api/test/c/d"}]}]}]},'
-            '{"href":"/api/test/c/f","collection":[{"href":"/api/test/c/d","collection":[{"href":"/api/test/c/e",'
-            '"collection":[{"href":"/api/test/c/d"}]},{"href":"/api/test/c/f"}]}]}]'
-        ),
-        '[[[{"href":"/api/test/c/e"},[{"href":"/api/test/c/d"}]]],[[[{"href":"/api/test/c/d"}],{"href":"/api/test/c/f"}]]]',
-    ),
-    "test.c.h": (
-        (
-            '[{"href":"/api/test/c/e","collection":[{"href":"/api/test/c/d","collection":[{"href":"/api/test/c/e"},'
-            '{"href":"/api/test/c/f","collection":[{"href":"/api/test/c/d"}]}]}]}]'
-        ),
-        '[[[{"href":"/api/test/c/e"},[{"href":"/api/test/c/d"}]]]]',
-    ),
-}
 
 # HGET-02.Lnn: the resource whose body is checked at the first response of SUB-03 sequence Lnn.
 _SEQUENCE_TARGETS = [
@@ -492,13 +353,13 @@ def _hget_02_params() -> list[Any]:
 
 @pytest.mark.parametrize(("rid", "encoding"), _hget_02_params())
 def test_hget_02_encoded_bodies(rid: str, encoding: str) -> None:
-    expected = _BODIES[rid][0 if encoding == "json" else 1]
+    expected = HTTP_GET_BODIES[rid][0 if encoding == "json" else 1]
     assert _ENCODERS[encoding](rid, _lookup, API) == orjson.loads(expected)
 
 
 def test_every_table_body_is_checked() -> None:
     reached = {p.values[0] for p in _hget_02_params()}
-    assert reached == set(_BODIES)
+    assert reached == set(HTTP_GET_BODIES)
 
 
 def test_hget_04_query_collection_body_is_the_collection() -> None:
@@ -549,6 +410,6 @@ def test_encoders_do_not_mutate_the_resources() -> None:
     "rid", ["test.model.parent", "test.model.brokenchild", "test.m.a", "test.m.b", "test.collection.soft"]
 )
 def test_protocol_digest_4_5_examples(rid: str) -> None:
-    json_body, flat_body = _BODIES[rid]
+    json_body, flat_body = HTTP_GET_BODIES[rid]
     assert httplib.encode_json(rid, _lookup, API) == orjson.loads(json_body)
     assert httplib.encode_jsonflat(rid, _lookup, API) == orjson.loads(flat_body)
