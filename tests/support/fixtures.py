@@ -274,3 +274,32 @@ HTTP_GET_BODIES: dict[str, tuple[str, str]] = {
         '[[[{"href":"/api/test/c/e"},[{"href":"/api/test/c/d"}]]]]',
     ),
 }
+
+
+#: Malformed client request methods (catalog §5.16, INV-01.01..24), each answered system.invalidRequest.
+INVALID_METHODS = [
+    "",
+    "test",
+    "new",
+    "unknown.test",
+    "call.test",
+    "call.test",
+    "call.test.methöd",
+    "call.test?foo",
+    "call.test.method?foo",
+    "auth.test",
+    "subscribe..test.model",
+    "subscribe.test..model",
+    "subscribe.test.model.",
+    ".subscribe.test.model",
+    "subscribe?foo=bar",
+    "subscribe.test\tmodel",
+    "subscribe.test\nmodel",
+    "subscribe.test\rmodel",
+    "subscribe.test model",
+    "subscribe.test\ufffdmodel",
+    "subscribe.täst.model",
+    "subscribe.test.*.model",
+    "subscribe.test.>.model",
+    "subscribe.test.model.>",
+]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from gateway import constants
 from gateway.protocol import rid as ridlib
 from gateway.protocol.rid import ParsedMethod
+from tests.support.fixtures import INVALID_METHODS
 
 # --- CODEC-01 -------------------------------------------------------------------------------
 
@@ -183,35 +184,9 @@ def test_subject_fits_up_to_the_nats_control_line_limit() -> None:
 
 # --- method parsing (checklist B.15-18, INV-01) ----------------------------------------------------
 
-_INV_01 = [
-    "",
-    "test",
-    "new",
-    "unknown.test",
-    "call.test",
-    "call.test",
-    "call.test.methöd",
-    "call.test?foo",
-    "call.test.method?foo",
-    "auth.test",
-    "subscribe..test.model",
-    "subscribe.test..model",
-    "subscribe.test.model.",
-    ".subscribe.test.model",
-    "subscribe?foo=bar",
-    "subscribe.test\tmodel",
-    "subscribe.test\nmodel",
-    "subscribe.test\rmodel",
-    "subscribe.test model",
-    "subscribe.test\ufffdmodel",
-    "subscribe.täst.model",
-    "subscribe.test.*.model",
-    "subscribe.test.>.model",
-    "subscribe.test.model.>",
-]
 
 
-@pytest.mark.parametrize("method", _INV_01, ids=[f"INV-01.{n:02d}" for n in range(1, 25)])
+@pytest.mark.parametrize("method", INVALID_METHODS, ids=[f"INV-01.{n:02d}" for n in range(1, 25)])
 def test_inv_01_invalid_methods_are_rejected(method: str) -> None:
     assert ridlib.parse_method(method) is None
 
