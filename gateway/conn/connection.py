@@ -290,9 +290,9 @@ class Connection:
 
     def _legacy_new_rid(self, name: str, result: Any) -> str:
         """A v1.1 new-call result ``{"rid": ...}``; anything else is an internal error."""
-        if isinstance(result, dict) and len(result) == 1 and isinstance(result.get("rid"), str):
-            new_rid: str = result["rid"]
-            self.cache.deprecate(name, "legacy v1.1 new call result (result with rid)")
+        new_rid = service.legacy_new_rid(result)
+        if new_rid is not None:
+            self.cache.deprecate(name, service.LEGACY_NEW_RESULT)
             if ridlib.is_valid_rid(new_rid, allow_query=True):
                 return new_rid
         raise errors.internal_error("non-resource response on new request")

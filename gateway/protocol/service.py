@@ -157,6 +157,19 @@ def result_or_raise(data: bytes | None) -> Any:
     return reply.result
 
 
+#: Deprecation logged (once per service) for a v1.1 new-call result.
+LEGACY_NEW_RESULT = "legacy v1.1 new call result (result with rid)"
+
+
+def legacy_new_rid(result: Any) -> str | None:
+    """The rid string of a v1.1 new-call result ``{"rid": "<rid>"}`` (exactly that one key), or
+    None when the result has another shape. The rid itself is not validated here."""
+    if isinstance(result, dict) and len(result) == 1 and isinstance(result.get("rid"), str):
+        rid: str = result["rid"]
+        return rid
+    return None
+
+
 def decode_access_reply(data: bytes | None) -> tuple[Access | None, ResError | None, Meta | None]:
     """Like ``decode_access`` but keeps the reply's meta also when access failed (HTTP needs it)."""
     try:

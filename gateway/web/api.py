@@ -242,9 +242,9 @@ class _ApiRequest:
         if reply.resource is not None:
             return self._respond(200, location=http.rid_to_path(reply.resource, self.config.api_path))
         if method == "new":
-            new_rid = _legacy_new_rid(reply.result)
-            if new_rid is not None:
-                conn.cache.deprecate(name, "legacy v1.1 new call result (result with rid)")
+            new_rid = service.legacy_new_rid(reply.result)
+            if new_rid is not None and ridlib.is_valid_rid(new_rid, allow_query=True):
+                conn.cache.deprecate(name, service.LEGACY_NEW_RESULT)
                 return self._respond(200, location=http.rid_to_path(new_rid, self.config.api_path))
         if reply.result is None:
             return self._respond(204)
@@ -358,15 +358,6 @@ def _params(body: bytes) -> Any:
     except orjson.JSONDecodeError as exc:
         raise ResError(errors.BAD_REQUEST, f"Error decoding request body: {exc}") from None
     return orjson.Fragment(body.strip(_JSON_WS))
-
-
-def _legacy_new_rid(result: Any) -> str | None:
-    """The rid of a v1.1 new-call result ``{"rid": "<rid>"}``, if the result has that shape."""
-    if isinstance(result, dict) and len(result) == 1 and isinstance(result.get("rid"), str):
-        rid: str = result["rid"]
-        if ridlib.is_valid_rid(rid, allow_query=True):
-            return rid
-    return None
 
 
 class _NotCached(Exception):
