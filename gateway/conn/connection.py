@@ -382,6 +382,19 @@ class Connection:
         self.mq.request(subject, payload, done)
         return fut
 
+    async def header_auth(self, rid: str, method: str) -> service.Reply | None:
+        """headerAuth / wsHeaderAuth: an auth request carrying the HTTP request's headers (no params,
+        ``isHttp``). Errors, timeouts and malformed replies are ignored: None."""
+        name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
+        payload = service.auth_payload(self.cid, self.token, None, query, self.info, is_http=True, with_params=False)
+        data, err = await self.request("auth." + name + "." + method, payload)
+        if err is not None:
+            return None
+        try:
+            return service.decode_reply(data)
+        except ResError:
+            return None
+
     def _send_access(self, name: str, query: str, on_reply: Callable[[AccessWithMeta], None]) -> None:
         """One access request; ``on_reply`` gets (access, error, meta) whatever the outcome."""
 

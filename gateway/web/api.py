@@ -269,19 +269,9 @@ class _ApiRequest:
         self.gateway.connections[conn.cid] = conn
         self._registered = True
         self._conn_sub = self.gateway.mq.subscribe("conn." + conn.cid + ".*")
-        auth_rid, method = parts
-        name, _ = ridlib.split(ridlib.expand_cid(auth_rid, conn.cid))
-        payload = service.auth_payload(
-            conn.cid, conn.token, None, "", conn.info, is_http=True, with_params=False
-        )
-        data, err = await conn.request("auth." + name + "." + method, payload)
-        if err is not None:
-            return
-        try:
-            reply = service.decode_reply(data)
-        except ResError:
-            return
-        self._apply_meta(reply.meta, reply.error, reply.resource)
+        reply = await conn.header_auth(*parts)
+        if reply is not None:
+            self._apply_meta(reply.meta, reply.error, reply.resource)
 
     # -- meta --------------------------------------------------------------------------------------
 

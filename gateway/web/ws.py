@@ -14,8 +14,6 @@ from aiohttp import WSMsgType, web
 
 from gateway.conn.connection import Connection
 from gateway.protocol import errors, http, service
-from gateway.protocol import rid as ridlib
-from gateway.protocol.errors import ResError
 from gateway.protocol.service import RequestInfo
 from gateway.telemetry import tracing
 from gateway.web import meta
@@ -129,18 +127,10 @@ async def _header_auth(
 
     Returns the response that refuses the upgrade, or None to go on (auth errors are ignored).
     """
+    reply = await conn.header_auth(*parts)
+    if reply is None or reply.meta is None:
+        return None
     rid, method = parts
-    name, query = ridlib.split(ridlib.expand_cid(rid, conn.cid))
-    payload = service.auth_payload(conn.cid, conn.token, None, query, conn.info, is_http=True, with_params=False)
-    data, err = await conn.request("auth." + name + "." + method, payload)
-    if err is not None:
-        return None
-    try:
-        reply = service.decode_reply(data)
-    except ResError:
-        return None
-    if reply.meta is None:
-        return None
     header = meta.merge({}, reply.meta.header)
     kind = meta.status_kind(reply.meta.status)
     if kind == "invalid":
