@@ -5,10 +5,15 @@ connections. Why not nats-py's own ``request()``: a RES request may get pre-resp
 reply, and per-call futures and tasks cost far more than the gateway's own work. Instead:
 
 * every request uses one wildcard reply subscription ``_INBOX.<nuid>.*`` with our own tokens;
-* all subscriptions feed ONE queue drained by ONE task, so messages are handled in wire order
-  (a get reply and the events a service published right after it must not swap places);
-* publishes, subscribes and unsubscribes made from synchronous code are queued and sent, in order,
-  by one flusher task, so ``event.<name>.*`` is always subscribed before ``get.<name>`` goes out.
+* nats-py's parser hands every message to ``_on_wire_message`` (it replaces the client's
+  ``_process_msg``), which dispatches it at once: messages are handled in wire order (a get reply
+  and the events a service published right after it must not swap places), with no ``Msg`` object,
+  queue or task hop per message;
+* publishes, subscribes and unsubscribes made from synchronous code are queued and sent in order,
+  so ``event.<name>.*`` is always subscribed before ``get.<name>`` goes out. A batch of plain
+  publishes (the hot path) is encoded here and written to the socket once per event-loop turn,
+  behind whatever nats-py itself still has buffered; a batch with a subscribe or unsubscribe, or any
+  batch while the connection is not up, goes through nats-py's own (awaited) calls in a task.
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
 
 from gateway import constants
 from gateway.mq.base import MessageCallback, ReplyCallback
@@ -34,8 +39,10 @@ _STATUS = "Status"
 _NO_RESPONDERS = "503"
 #: Upper bound for the first connection, whatever nats-py's retries do (seconds).
 _FIRST_CONNECT_TIMEOUT = 10.0
-#: Incoming messages buffered before the gateway counts as a slow consumer.
-_INCOMING_LIMIT = 1_000_000
+#: Whitespace would break (or inject into) the protocol line; nats-py refuses such subjects.
+_BAD_SUBJECT = re.compile(r"[ \t\r\n]")
+#: Bytes the socket may hold unsent before publishes wait for nats-py's flusher (back-pressure).
+_WRITE_BUFFER_LIMIT = 8 * 1024 * 1024
 
 
 class _Pending:
@@ -43,7 +50,9 @@ class _Pending:
 
     __slots__ = ("callback", "started", "subject", "timer")
 
-    def __init__(self, callback: ReplyCallback, timer: asyncio.TimerHandle, subject: str, started: float) -> None:
+    def __init__(
+        self, callback: ReplyCallback, timer: asyncio.TimerHandle, subject: str, started: float
+    ) -> None:
         self.callback = callback
         self.timer = timer
         self.subject = subject
@@ -58,12 +67,15 @@ class NatsMQ:
         self._timeout = request_timeout
         self._on_message = on_message
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._incoming: asyncio.Queue[Msg] = asyncio.Queue(maxsize=_INCOMING_LIMIT)
         self._outgoing: list[tuple[Any, ...]] = []
+        self._flush_scheduled = False  # a _flush_soon callback is queued on the loop
+        self._slow_busy = False  # the task path is sending a batch; new ops wait for it
         self._wakeup: asyncio.Event = asyncio.Event()
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[bytes, _Pending] = {}
         self._next_token = 0
         self._inbox_prefix = ""
+        self._inbox_prefix_b = b""
+        self._inbox_sid = -1
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: dict[int, Any] = {}
         self._next_handle = 0
@@ -98,11 +110,11 @@ class NatsMQ:
         self._nc.options["max_reconnect_attempts"] = -1 if reconnect else 0
         self._connected = True
         self._inbox_prefix = self._nc.new_inbox() + "."
-        await self._raw_subscribe(self._inbox_prefix + "*")
-        self._tasks = [
-            self._loop.create_task(self._dispatch_loop(), name="mq-dispatch"),
-            self._loop.create_task(self._flush_loop(), name="mq-flush"),
-        ]
+        self._inbox_prefix_b = self._inbox_prefix.encode()
+        # From here on nats-py's parser hands messages to us (see the module docstring).
+        self._nc._process_msg = self._on_wire_message  # type: ignore[method-assign]
+        self._inbox_sid = (await self._raw_subscribe(self._inbox_prefix + "*"))._id
+        self._tasks = [self._loop.create_task(self._flush_loop(), name="mq-flush")]
 
     async def _first_connect(self, servers: list[str], **options: Any) -> None:
         # The first connection tries each server twice and then fails, as resgate refuses to start
@@ -128,8 +140,6 @@ class NatsMQ:
             self._fail(token, errors.ERR_DISPOSING)
         with contextlib.suppress(Exception):  # best effort on the way out
             await asyncio.wait_for(self._send_outgoing(), constants.MQ_CLOSE_TIMEOUT)
-        # Close while the dispatcher still runs: nats-py's drain waits until every queued message
-        # was handled.
         if self._connected and not self._nc.is_closed:
             with contextlib.suppress(Exception):
                 closing = self._nc.drain() if drain and self._nc.is_connected else self._nc.close()
@@ -169,7 +179,7 @@ class NatsMQ:
             callback, headers = tracing.nats_request(subject, callback, headers)
         self._next_token += 1
         token = _token(self._next_token)
-        reply = self._inbox_prefix + token
+        reply = self._inbox_prefix_b + token
         if not _fits(subject, reply):
             callback(None, errors.ERR_SUBJECT_TOO_LONG)
             return
@@ -185,8 +195,8 @@ class NatsMQ:
         self._queue(("pub", subject, payload, reply, headers, token))
 
     def publish(self, subject: str, payload: bytes) -> None:
-        if _fits(subject, ""):
-            self._queue(("pub", subject, payload, "", None, None))
+        if _fits(subject, b""):
+            self._queue(("pub", subject, payload, b"", None, None))
 
     def subscribe(self, subject: str) -> int:
         self._next_handle += 1
@@ -206,17 +216,65 @@ class NatsMQ:
 
     def _queue(self, op: tuple[Any, ...]) -> None:
         self._outgoing.append(op)
-        if not self._wakeup.is_set():
+        if not self._flush_scheduled and self._loop is not None:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        """Once per loop turn: write a batch of plain publishes at once, or wake the task path."""
+        self._flush_scheduled = False
+        if not self._outgoing or self._slow_busy:
+            return  # the task path picks the new ops up when its batch is done
+        data = self._encode_publishes(self._outgoing)
+        if data is None:
             self._wakeup.set()
+            return
+        self._outgoing = []
+        nc = self._nc
+        transport = nc._transport
+        assert transport is not None  # checked by _encode_publishes
+        try:
+            if nc._pending:  # what nats-py buffered (SUB, PING, ...) must go first
+                data = nc._pending + data
+                nc._pending = []
+                nc._pending_data_size = 0
+            transport.writelines(data)
+        except Exception as exc:  # noqa: BLE001 - a broken socket surfaces through nats-py's callbacks
+            log.debug("NATS write failed: %s", exc)
+
+    def _encode_publishes(self, ops: list[tuple[Any, ...]]) -> list[bytes] | None:
+        """PUB/HPUB commands for ``ops``, or None when the batch needs the task path: it holds a
+        (un)subscribe or an oversized payload, or the connection cannot take writes now."""
+        nc = self._nc
+        transport = nc._transport
+        if (
+            not nc.is_connected
+            or transport is None
+            or nc._flush_queue is None
+            or _write_buffer_size(transport) > _WRITE_BUFFER_LIMIT
+        ):
+            return None
+        max_payload = nc._max_payload
+        out: list[bytes] = []
+        bad_subject = _BAD_SUBJECT.search
+        for op in ops:
+            # nats-py's checks, which raise on the task path: the request then fails cleanly
+            if op[0] != "pub" or len(op[2]) > max_payload or not op[1] or bad_subject(op[1]):
+                return None
+            out.append(_pub_command(op[1], op[3], op[2], op[4]))
+        return out
 
     async def _flush_loop(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            self._slow_busy = True
             try:
                 await self._send_outgoing()
             except Exception as exc:  # noqa: BLE001 - connection errors surface via closed_cb
                 log.debug("NATS send failed: %s", exc)
+            finally:
+                self._slow_busy = False
 
     async def _send_outgoing(self) -> None:
         while self._outgoing:
@@ -232,7 +290,7 @@ class NatsMQ:
     async def _send_op(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
         if kind == "pub":
-            await self._nc.publish(op[1], op[2], reply=op[3], headers=op[4])
+            await self._nc.publish(op[1], op[2], reply=op[3].decode(), headers=op[4])
         elif kind == "sub":
             self._subs[op[2]] = await self._raw_subscribe(op[1])
         else:
@@ -241,40 +299,35 @@ class NatsMQ:
                 await sub.unsubscribe()
 
     async def _raw_subscribe(self, subject: str) -> Any:
-        # No callback: nats-py then starts no task of its own. Its per-subscription queue is swapped
-        # for the shared one so that one dispatcher sees every message in wire order.
-        sub = await self._nc.subscribe(subject, pending_bytes_limit=0)
-        sub._pending_queue = self._incoming
-        return sub
+        # No callback: nats-py then starts no task of its own; its messages reach _on_wire_message.
+        return await self._nc.subscribe(subject, pending_bytes_limit=0)
 
     # -- incoming ------------------------------------------------------------------------------
 
-    async def _dispatch_loop(self) -> None:
-        queue = self._incoming
-        while True:
-            msg = await queue.get()
-            self._dispatch(msg)
-            queue.task_done()
-            while not queue.empty():
-                self._dispatch(queue.get_nowait())
-                queue.task_done()
-
-    def _dispatch(self, msg: Msg) -> None:
-        subject = msg.subject
+    async def _on_wire_message(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+    ) -> None:
+        """nats-py's parser calls this for every MSG/HMSG, in wire order (replaces ``_process_msg``)."""
+        if sid not in self._nc._subs:
+            return  # unsubscribed while the message was on its way
         try:
-            if subject.startswith(self._inbox_prefix):
-                self._on_reply(subject[len(self._inbox_prefix) :], msg)
+            if sid == self._inbox_sid:
+                status = await self._status(headers) if headers else None
+                self._on_reply(subject[len(self._inbox_prefix_b) :], data, status)
             else:
-                self._on_message(subject, msg.data)
+                self._on_message(subject.decode(), data)
         except Exception:
-            log.exception("Error handling NATS message on %s", subject)
+            log.exception("Error handling NATS message on %s", subject[:200].decode(errors="replace"))
 
-    def _on_reply(self, token: str, msg: Msg) -> None:
+    async def _status(self, headers: bytes) -> str | None:
+        parsed = await self._nc._process_headers(headers)
+        return parsed.get(_STATUS) if parsed else None
+
+    def _on_reply(self, token: bytes, data: bytes, status: str | None) -> None:
         pending = self._pending.get(token)
         if pending is None:
             return  # late reply after a timeout, or a reply to nothing we asked
-        data = msg.data
-        if not data and msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
+        if not data and status == _NO_RESPONDERS:
             self._fail(token, errors.ERR_NOT_FOUND)
             return
         if data[:1].isalpha():
@@ -285,17 +338,17 @@ class NatsMQ:
         self.on_request_done(pending.subject, "reply", self._loop.time() - pending.started)  # type: ignore[union-attr]
         pending.callback(data, None)
 
-    def _on_pre_response(self, token: str, pending: _Pending, data: bytes) -> None:
+    def _on_pre_response(self, token: bytes, pending: _Pending, data: bytes) -> None:
         ms = _pre_response_timeout(data)
         if ms is None or self._loop is None:
             return
         pending.timer.cancel()
         pending.timer = self._loop.call_later(ms / 1000, self._on_timeout, token)
 
-    def _on_timeout(self, token: str) -> None:
+    def _on_timeout(self, token: bytes) -> None:
         self._fail(token, errors.ERR_TIMEOUT)
 
-    def _fail(self, token: str, err: errors.ResError) -> None:
+    def _fail(self, token: bytes, err: errors.ResError) -> None:
         pending = self._pending.pop(token, None)
         if pending is None:
             return
@@ -329,7 +382,7 @@ class NatsMQ:
 
     async def _reconnected_cb(self) -> None:
         log.warning("NATS reconnected to %s", self.connected_url)
-        self._wakeup.set()
+        self._wakeup.set()  # what was queued while away goes out through the task path
         self.on_reconnected()
 
     async def _closed_cb(self) -> None:
@@ -353,18 +406,48 @@ def _outcome(err: errors.ResError) -> str:
     return "failed"
 
 
-def _token(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
+def _token(n: int) -> bytes:
+    digits = b"0123456789abcdefghijklmnopqrstuvwxyz"
+    out = bytearray()
     while n:
         n, r = divmod(n, 36)
-        out = digits[r] + out
-    return out
+        out.append(digits[r])
+    out.reverse()
+    return bytes(out)
 
 
-def _fits(subject: str, reply: str) -> bool:
+def _fits(subject: str, reply: bytes) -> bool:
     # resgate's rule: subject + reply inbox must fit the server's 4096-byte control line.
     return len(subject) + len(reply) <= constants.NATS_MAX_CONTROL_LINE
+
+
+def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, str] | None) -> bytes:
+    """One PUB (or HPUB, with headers) command as the NATS protocol spells it."""
+    if not headers:
+        return b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply, len(payload), payload)
+    head = (
+        b"NATS/1.0\r\n"
+        + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items())
+        + b"\r\n"
+    )
+    return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
+        subject.encode(),
+        reply,
+        len(head),
+        len(head) + len(payload),
+        head,
+        payload,
+    )
+
+
+def _write_buffer_size(transport: Any) -> int:
+    """Bytes queued unsent on nats-py's transport (0 when it cannot tell)."""
+    writer = getattr(transport, "_io_writer", None)
+    raw = getattr(writer, "transport", None)
+    try:
+        return int(raw.get_write_buffer_size()) if raw is not None else 0
+    except Exception:  # noqa: BLE001 - a closing transport
+        return 0
 
 
 def _pre_response_timeout(data: bytes) -> int | None:

@@ -18,8 +18,23 @@ def test_aiohttp_reader_queue_can_be_replaced() -> None:
     assert wsreader.DIRECT, "aiohttp's WebSocket reader internals changed: messages take the slow path"
 
 
-async def test_nats_subscriptions_share_one_ordered_queue(nats_server: NatsServer) -> None:
-    """Messages on different subjects reach the shared queue in the order they were published."""
+def test_nats_py_internals_used_by_the_adapter_exist() -> None:
+    """gateway.mq.natsclient replaces Client._process_msg (called by the parser for every MSG) and
+    writes publishes behind Client._pending on Client._transport."""
+    import inspect
+
+    from nats.aio.client import Client
+    from nats.protocol.parser import Parser
+
+    assert "self.nc._process_msg(" in inspect.getsource(Parser.parse)
+    assert inspect.iscoroutinefunction(Client._process_headers)
+    source = inspect.getsource(Client.__init__) + inspect.getsource(Client._flusher)
+    for attr in ("_pending", "_pending_data_size", "_transport", "_flush_queue", "_max_payload"):
+        assert f"self.{attr}" in source, attr
+
+
+async def test_nats_messages_are_dispatched_in_wire_order(nats_server: NatsServer) -> None:
+    """Messages on different subjects reach the gateway in the order they were published."""
     from gateway.mq.natsclient import NatsMQ
 
     seen: list[str] = []
