@@ -1,7 +1,10 @@
 """HTTP API front end: web resources under ``apiPath`` (GET/HEAD, POST calls, mapped PUT/PATCH/DELETE).
 
-Called by ``gateway.web.server`` for every request whose path starts with ``apiPath``. Each request
-runs on a temporary ``Connection`` (own cid, latest protocol, ``isHttp`` requests, no token) that is
+Called by ``gateway.web.server`` (aiohttp requests) and ``gateway.web.fasthttp`` (plain GET/HEAD
+requests read straight off the socket) for every request whose path starts with ``apiPath``; both
+hand in an object with ``method``, ``raw_path``, ``headers`` and ``read()`` and get an
+``ApiResponse`` back, which they write in their own way. Each request runs on a temporary
+``Connection`` (own cid, latest protocol, ``isHttp`` requests, no token) that is
 closed when the response is built. Rules: res-protocol.md §4 (routing, URL mapping, flows, status
 codes, CORS, headerAuth) and §3.9 (meta, merged by ``web.meta``).
 """
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import orjson
@@ -25,7 +28,7 @@ from gateway.protocol import rid as ridlib
 from gateway.protocol.errors import ResError
 from gateway.telemetry import tracing
 from gateway.web import meta
-from gateway.web.ws import new_cid, request_info
+from gateway.web.ws import RequestLike, new_cid, request_info
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -33,6 +36,28 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+class ApiRequest(RequestLike, Protocol):
+    """What the API flow reads of an HTTP request (aiohttp's ``BaseRequest`` has all of it)."""
+
+    @property
+    def method(self) -> str: ...
+    async def read(self) -> bytes: ...
+
+
+class ApiResponse:
+    """A finished API response: status, headers (CORS, meta, content type, location) and body."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: CIMultiDict[str], body: bytes | None) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def to_aiohttp(self) -> web.Response:
+        return web.Response(status=self.status, body=self.body, headers=self.headers)
 
 #: Content type of every JSON body the API writes (resources, call results, errors).
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -45,17 +70,27 @@ _JSON_WS = b" \t\r\n"
 
 
 def handler(gateway: Gateway) -> Handler:
-    """The API request handler for ``server.make_app``."""
+    """The API request handler for aiohttp (``server.make_server``)."""
+
+    async def serve(request: web.BaseRequest) -> web.StreamResponse:
+        return (await _ApiRequest(gateway, request).serve()).to_aiohttp()
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         if tracing.enabled:
-            resp = await tracing.http_request(request, _ApiRequest(gateway, request).serve)
+            resp = await tracing.http_request(request, lambda: serve(request))
         else:
-            resp = await _ApiRequest(gateway, request).serve()
+            resp = await serve(request)
         gateway.metrics.http_response(resp.status)
         return resp
 
     return handle
+
+
+async def serve(gateway: Gateway, request: ApiRequest) -> ApiResponse:
+    """Answer one API request (for front ends other than aiohttp's; tracing is their business)."""
+    resp = await _ApiRequest(gateway, request).serve()
+    gateway.metrics.http_response(resp.status)
+    return resp
 
 
 class _NullSink:
@@ -68,7 +103,7 @@ class _NullSink:
 class _Direct(Exception):
     """Carries a response that ends the request early (meta status, access outcome)."""
 
-    def __init__(self, response: web.Response) -> None:
+    def __init__(self, response: ApiResponse) -> None:
         super().__init__()
         self.response = response
 
@@ -76,7 +111,7 @@ class _Direct(Exception):
 class _ApiRequest:
     """One API request: CORS, routing, the service flow and the response with merged meta headers."""
 
-    def __init__(self, gateway: Gateway, request: web.BaseRequest) -> None:
+    def __init__(self, gateway: Gateway, request: ApiRequest) -> None:
         self.gateway = gateway
         self.config = gateway.config
         self.request = request
@@ -88,7 +123,7 @@ class _ApiRequest:
 
     # -- entry -------------------------------------------------------------------------------------
 
-    async def serve(self) -> web.Response:
+    async def serve(self) -> ApiResponse:
         forbidden = self._cors()
         if self.request.method == "OPTIONS":
             return self._options()
@@ -106,7 +141,7 @@ class _ApiRequest:
         finally:
             self._close()
 
-    async def _dispatch(self) -> web.Response:
+    async def _dispatch(self) -> ApiResponse:
         if self.gateway.stopping:
             return self._error(errors.ERR_SERVICE_UNAVAILABLE)
         api_path = self.config.api_path
@@ -160,7 +195,7 @@ class _ApiRequest:
         self.cors["Access-Control-Allow-Origin"] = allowed[0]
         return True
 
-    def _options(self) -> web.Response:
+    def _options(self) -> ApiResponse:
         methods = _BASE_METHODS
         for name, mapped in (
             ("PUT", self.config.put_method),
@@ -174,11 +209,11 @@ class _ApiRequest:
         requested = self.request.headers.getall("Access-Control-Request-Headers", [])
         if requested:
             headers["Access-Control-Allow-Headers"] = ", ".join(requested)
-        return web.Response(status=200, headers=headers)
+        return ApiResponse(200, headers, None)
 
     # -- flows -------------------------------------------------------------------------------------
 
-    async def _get(self, rid: str) -> web.Response:
+    async def _get(self, rid: str) -> ApiResponse:
         conn = self._open()
         await self._header_auth()
         name, query = ridlib.split(ridlib.expand_cid(rid, conn.cid))
@@ -213,7 +248,7 @@ class _ApiRequest:
         except _NotCached:
             return None
 
-    async def _call(self, rid: str, method: str, *, mapped: bool) -> web.Response:
+    async def _call(self, rid: str, method: str, *, mapped: bool) -> ApiResponse:
         params = _params(await self._read_body())
         conn = self._open()
         await self._header_auth()
@@ -322,7 +357,7 @@ class _ApiRequest:
 
     def _respond(
         self, status: int, body: bytes | None = None, *, json: bool = False, location: str | None = None
-    ) -> web.Response:
+    ) -> ApiResponse:
         headers: CIMultiDict[str] = CIMultiDict()
         for key, values in self.header.items():
             for value in values:
@@ -332,9 +367,9 @@ class _ApiRequest:
             headers["Content-Type"] = JSON_CONTENT_TYPE
         if location is not None:
             headers["Location"] = location
-        return web.Response(status=status, body=body, headers=headers)
+        return ApiResponse(status, headers, body)
 
-    def _error(self, err: ResError, status: int | None = None) -> web.Response:
+    def _error(self, err: ResError, status: int | None = None) -> ApiResponse:
         code = status if status is not None else http.status_for_code(err.code)
         return self._respond(code, orjson.dumps(err.to_dict()), json=True)
 

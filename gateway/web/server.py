@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway import constants
 from gateway.protocol import errors
-from gateway.web import ws
+from gateway.web import fasthttp, ws
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -25,7 +25,8 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 def make_server(gateway: Gateway, api_handler: Handler | None = None, **kwargs: Any) -> web.Server:
     """aiohttp's low-level server with our one routing function: the gateway needs no router,
-    middlewares or application machinery on its hot HTTP path."""
+    middlewares or application machinery on its hot HTTP path. With the API enabled, plain GET and
+    HEAD requests under ``apiPath`` skip aiohttp altogether (``gateway.web.fasthttp``)."""
     config = gateway.config
 
     async def route(request: web.BaseRequest) -> web.StreamResponse:
@@ -45,4 +46,6 @@ def make_server(gateway: Gateway, api_handler: Handler | None = None, **kwargs: 
             message, payload, protocol, writer, task, loop, client_max_size=constants.HTTP_MAX_BODY_BYTES
         )
 
-    return web.Server(route, request_factory=make_request, **kwargs)
+    if api_handler is None:
+        return web.Server(route, request_factory=make_request, **kwargs)
+    return fasthttp.FrontServer(gateway, route, request_factory=make_request, **kwargs)

@@ -6,11 +6,13 @@ go to ``Connection.handle_message``; frames out are written by a sink straight t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import WSMsgType, web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.conn.connection import Connection
 from gateway.protocol import errors, http, service
@@ -38,7 +40,20 @@ def origin_allowed(origin: str | None, allowed: list[str] | None) -> bool:
     return origin.lower() in allowed
 
 
-def request_info(request: web.BaseRequest) -> RequestInfo:
+class RequestLike(Protocol):
+    """The parts of an HTTP request that auth requests carry (aiohttp's ``BaseRequest`` has them)."""
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str] | CIMultiDict[str]: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def raw_path(self) -> str: ...
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
+
+
+def request_info(request: RequestLike) -> RequestInfo:
     """Headers (canonical names, Host removed), host, remote address and URI for auth requests."""
     header: dict[str, list[str]] = {}
     for key, value in request.headers.items():

@@ -1,0 +1,255 @@
+"""The client listener's fast path (gateway.web.fasthttp): which requests it takes, how it writes
+responses, and that handing a connection to aiohttp mid-stream loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from multidict import CIMultiDict
+
+from gateway.web import fasthttp
+from gateway.web.api import ApiResponse
+from tests.catalog.test_14_http_get import answer_access_get, http, start
+from tests.support.fakeservice import FakeService
+from tests.support.gatewayrunner import GatewayHandle
+
+API = b"/api/"
+WS = b"/"
+
+
+def _head(*lines: str) -> bytes:
+    return "\r\n".join(lines).encode("latin-1")
+
+
+# -- parse_head --------------------------------------------------------------------------------------
+
+
+def test_plain_get_and_head_are_taken() -> None:
+    parsed = fasthttp.parse_head(
+        _head("GET /api/test/model?q=1 HTTP/1.1", "Host: x", "Origin:  http://a.b ", "Accept: */*"), API, WS
+    )
+    assert parsed is not None
+    method, raw_path, headers, keep_alive = parsed
+    assert (method, raw_path, keep_alive) == ("GET", "/api/test/model?q=1", True)
+    assert headers.get("origin") == "http://a.b"
+    assert headers.getall("Host") == ["x"]
+    assert fasthttp.parse_head(_head("HEAD /api/a HTTP/1.1"), API, WS) is not None
+    closing = fasthttp.parse_head(_head("GET /api/a HTTP/1.1", "Connection: Close"), API, WS)
+    assert closing is not None and closing[3] is False
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        ("POST /api/a/b HTTP/1.1", "Content-Length: 2"),
+        ("OPTIONS /api/a HTTP/1.1",),
+        ("PUT /api/a HTTP/1.1",),
+        ("get /api/a HTTP/1.1",),
+        ("GET /api/a HTTP/1.0",),
+        ("GET /api/a HTTP/2.0",),
+        ("GET  /api/a HTTP/1.1",),
+        ("GET /api/a",),
+        ("GET / HTTP/1.1", "Upgrade: websocket", "Connection: Upgrade"),
+        ("GET /other HTTP/1.1",),
+        ("GET * HTTP/1.1",),
+        ("GET /api/a%20b HTTP/1.1",),
+        ("GET /api/a HTTP/1.1", "Content-Length: 0"),
+        ("GET /api/a HTTP/1.1", "Transfer-Encoding: chunked"),
+        ("GET /api/a HTTP/1.1", "Expect: 100-continue"),
+        ("GET /api/a HTTP/1.1", "Connection: Upgrade"),
+        ("GET /api/a HTTP/1.1", "Bad Name: x"),
+        ("GET /api/a HTTP/1.1", "NoColon"),
+        ("GET /api/a HTTP/1.1", "X: a", " folded"),
+        ("GET /api/a HTTP/1.1", "X: caf\u00e9"),
+        ("GET /api/a HTTP/1.1", "X: a\x01b"),
+        ("GET /api/\u00e9 HTTP/1.1",),
+    ],
+    ids=lambda h: h[-1][:30],
+)
+def test_anything_unusual_is_left_to_aiohttp(head: tuple[str, ...]) -> None:
+    assert fasthttp.parse_head(_head(*head), API, WS) is None
+
+
+def test_the_websocket_path_is_left_to_aiohttp() -> None:
+    assert fasthttp.parse_head(_head("GET /api/ws HTTP/1.1"), API, b"/api/ws") is None
+    assert fasthttp.parse_head(_head("GET /api/ws?x HTTP/1.1"), API, b"/api/ws") is None
+
+
+# -- encode_response ---------------------------------------------------------------------------------
+
+
+def test_response_bytes() -> None:
+    headers: CIMultiDict[str] = CIMultiDict([("Content-Type", "application/json"), ("X-A", "1"), ("X-A", "2")])
+    data = fasthttp.encode_response(ApiResponse(200, headers, b'{"a":1}'), head_only=False)
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 200 OK"
+    assert b"Content-Type: application/json" in lines
+    assert [ln for ln in lines if ln.startswith(b"X-A")] == [b"X-A: 1", b"X-A: 2"]
+    assert b"Content-Length: 7" in lines
+    assert any(ln.startswith(b"Date: ") and ln.endswith(b" GMT") for ln in lines)
+    assert body == b'{"a":1}'
+
+
+def test_head_response_has_the_length_but_no_body() -> None:
+    data = fasthttp.encode_response(ApiResponse(404, CIMultiDict(), b"xyz"), head_only=True, close=True)
+    assert data.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert b"Content-Length: 3\r\n" in data
+    assert b"Connection: close\r\n" in data
+    assert data.endswith(b"\r\n\r\n")
+
+
+def test_no_content_has_no_length() -> None:
+    data = fasthttp.encode_response(ApiResponse(204, CIMultiDict(), None), head_only=False)
+    assert data.startswith(b"HTTP/1.1 204 No Content\r\n")
+    assert b"Content-Length" not in data
+
+
+def test_header_breaking_the_framing_is_refused() -> None:
+    with pytest.raises(ValueError):
+        fasthttp.encode_response(ApiResponse(200, CIMultiDict({"X": "a\r\nY: b"}), None), head_only=False)
+
+
+# -- on a real gateway -------------------------------------------------------------------------------
+
+
+async def _raw(gateway: GatewayHandle, data: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(data)
+    await writer.drain()
+    return reader, writer
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, CIMultiDict[str], bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in lines[1:]:
+        if line:
+            k, _, v = line.partition(":")
+            headers.add(k.strip(), v.strip())
+    length = int(headers.get("Content-Length", "0"))
+    body = await asyncio.wait_for(reader.readexactly(length), 5) if length else b""
+    return status, headers, body
+
+
+def _server(gateway: GatewayHandle) -> fasthttp.FrontServer:
+    server = gateway.gateway._runner.server
+    assert isinstance(server, fasthttp.FrontServer)
+    return server
+
+
+async def test_catalog_style_get_is_served_on_the_fast_path(gateway: GatewayHandle, service: FakeService) -> None:
+    before = _server(gateway).fast_requests
+    task = start(gateway, "GET", "/api/test/model")
+    await answer_access_get(service, "test.model")
+    resp = await task
+    assert resp.status == 200
+    assert _server(gateway).fast_requests == before + 1
+
+
+async def test_same_answer_on_both_paths(gateway: GatewayHandle, service: FakeService) -> None:
+    """A request forced onto aiohttp (Content-Length: 0) gets the same status, headers and body."""
+    task = start(gateway, "GET", "/api/test/model")
+    await answer_access_get(service, "test.model")
+    fast = await task
+    task = start(gateway, "GET", "/api/test/model", headers={"Content-Length": "0"})
+    await (await service.expect_request("access.test.model")).ok({"get": True})
+    slow = await task
+    assert (fast.status, fast.body) == (slow.status, slow.body)
+    skip = {"Date", "Server"}
+    assert sorted((k, v) for k, v in fast.headers.items() if k not in skip) == sorted(
+        (k, v) for k, v in slow.headers.items() if k not in skip
+    )
+
+
+async def test_pipelined_gets_are_answered_in_order(gateway: GatewayHandle, service: FakeService) -> None:
+    request = b"GET /api/test/model HTTP/1.1\r\nHost: x\r\n\r\n"
+    missing = b"GET /api/test/missing HTTP/1.1\r\nHost: x\r\n\r\n"
+    reader, writer = await _raw(gateway, request + missing + request)
+    await answer_access_get(service, "test.model")
+    reqs = await service.requests(2)
+    await reqs.get("access.test.missing").ok({"get": True})
+    await reqs.get("get.test.missing").error({"code": "system.notFound", "message": "Not found"})
+    await (await service.expect_request("access.test.model")).ok({"get": True})
+    statuses = [(await _read_response(reader))[0] for _ in range(3)]
+    assert statuses == [200, 404, 200]
+    writer.close()
+
+
+async def test_hand_over_mid_connection_keeps_the_bytes(gateway: GatewayHandle, service: FakeService) -> None:
+    """GET (fast), then a POST with a body (aiohttp), then a GET again (aiohttp) on one connection."""
+    get = b"GET /api/test/model HTTP/1.1\r\nHost: x\r\n\r\n"
+    post = b'POST /api/test/model/set HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{"foo":1}'
+    reader, writer = await _raw(gateway, get + post + get)
+    await answer_access_get(service, "test.model")
+    await (await service.expect_request("access.test.model")).ok({"get": True, "call": "*"})
+    call = await service.expect_request("call.test.model.set")
+    call.assert_path("params", {"foo": 1})
+    await call.ok({"done": True})
+    await (await service.expect_request("access.test.model")).ok({"get": True})
+    first, second, third = [await _read_response(reader) for _ in range(3)]
+    assert (first[0], second[0], third[0]) == (200, 200, 200)
+    assert second[2] == b'{"done":true}'
+    assert first[2] == third[2]
+    writer.close()
+
+
+async def test_connection_close_is_honoured(gateway: GatewayHandle, service: FakeService) -> None:
+    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    await answer_access_get(service, "test.model")
+    status, headers, _ = await _read_response(reader)
+    assert status == 200 and headers.get("Connection") == "close"
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+
+
+async def test_websocket_after_a_fast_get_on_one_connection(gateway: GatewayHandle, service: FakeService) -> None:
+    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\n\r\n")
+    await answer_access_get(service, "test.model")
+    assert (await _read_response(reader))[0] == 200
+    writer.write(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 101")
+    writer.close()
+
+
+async def test_client_gone_before_the_answer(gateway: GatewayHandle, service: FakeService) -> None:
+    """The client closes while its request waits for access; the gateway stays well."""
+    _, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\n\r\n")
+    reqs = await service.requests(2)
+    writer.close()
+    await asyncio.sleep(0.05)
+    await reqs.get("access.test.model").ok({"get": True})
+    await reqs.get("get.test.model").json({"result": {"model": {"foo": "bar"}}})
+    await asyncio.sleep(0.05)
+    task = start(gateway, "GET", "/api/test/collection")
+    await answer_access_get(service, "test.collection")
+    assert (await task).status == 200
+
+
+async def test_big_head_goes_to_aiohttp(gateway: GatewayHandle, service: FakeService) -> None:
+    resp_task = start(gateway, "GET", "/api/test/model", headers={"X-Big": "a" * (fasthttp.MAX_HEAD + 10)})
+    await answer_access_get(service, "test.model")
+    assert (await resp_task).status == 200
+
+
+async def test_malformed_request_gets_aiohttps_400(gateway: GatewayHandle) -> None:
+    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nBad Header: x\r\n\r\n")
+    status, _, _ = await _read_response(reader)
+    assert status == 400
+    writer.close()
+
+
+async def test_http_helper_still_works(gateway: GatewayHandle, service: FakeService) -> None:
+    """Guard for the helper used above: a HEAD is answered without a body."""
+    task = start(gateway, "HEAD", "/api/test/model")
+    await answer_access_get(service, "test.model")
+    resp = await task
+    assert resp.status == 200 and resp.body == b""
+    assert http is not None
