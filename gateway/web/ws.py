@@ -7,6 +7,7 @@ go to ``Connection.handle_message``; frames out are written by a sink straight t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 from typing import TYPE_CHECKING, Protocol
@@ -28,9 +29,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: Connection IDs are this process's random prefix and a counter (like resgate's xid, unique but not
+#: secret); one getrandom() per connection showed in the HTTP request profile.
+_CID_PREFIX = secrets.token_hex(5)
+_cid_counter = itertools.count(secrets.randbelow(1 << 32))
+
+
 def new_cid() -> str:
-    """A connection ID: unique, and safe as a NATS subject token."""
-    return secrets.token_hex(10)
+    """A connection ID: 20 lowercase hex digits, unique, and safe as a NATS subject token."""
+    return _CID_PREFIX + format(next(_cid_counter) & 0xFFFFFFFFFF, "010x")
 
 
 def origin_allowed(origin: str | None, allowed: list[str] | None) -> bool:
