@@ -5,10 +5,11 @@ connections. Why not nats-py's own ``request()``: a RES request may get pre-resp
 reply, and per-call futures and tasks cost far more than the gateway's own work. Instead:
 
 * every request uses one wildcard reply subscription ``_INBOX.<nuid>.*`` with our own tokens;
-* nats-py's parser hands every message to ``_on_wire_message`` (it replaces the client's
-  ``_process_msg``), which dispatches it at once: messages are handled in wire order (a get reply
-  and the events a service published right after it must not swap places), with no ``Msg`` object,
-  queue or task hop per message;
+* the client's parser is a ``natsparser.FastParser``, which hands every message to ``_on_wire``
+  at once (nats-py's own parser, used for what the fast one leaves, reaches it through
+  ``_process_msg``, which is replaced): messages are handled in wire order (a get reply and the
+  events a service published right after it must not swap places), with no ``Msg`` object, queue
+  or task hop per message;
 * publishes, subscribes and unsubscribes made from synchronous code are queued and sent in order,
   so ``event.<name>.*`` is always subscribed before ``get.<name>`` goes out. A batch of plain
   publishes (the hot path) is encoded here and written to the socket once per event-loop turn,
@@ -30,13 +31,15 @@ from nats.aio.client import Client as NatsClient
 
 from gateway import constants
 from gateway.mq.base import MessageCallback, ReplyCallback
+from gateway.mq.natsparser import FastParser
 from gateway.protocol import errors
 from gateway.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
-_STATUS = "Status"
 _NO_RESPONDERS = "503"
+#: Offset of the three-digit status in ``NATS/1.0 503\r\n...`` headers.
+_STATUS_AT = len(b"NATS/1.0 ")
 #: Upper bound for the first connection, whatever nats-py's retries do (seconds).
 _FIRST_CONNECT_TIMEOUT = 10.0
 #: Whitespace would break (or inject into) the protocol line; nats-py refuses such subjects.
@@ -64,6 +67,7 @@ class NatsMQ:
 
     def __init__(self, *, request_timeout: float, on_message: MessageCallback) -> None:
         self._nc = NatsClient()
+        self._nc._ps = FastParser(self._nc, self._on_wire)
         self._timeout = request_timeout
         self._on_message = on_message
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -299,29 +303,28 @@ class NatsMQ:
                 await sub.unsubscribe()
 
     async def _raw_subscribe(self, subject: str) -> Any:
-        # No callback: nats-py then starts no task of its own; its messages reach _on_wire_message.
+        # No callback: nats-py then starts no task of its own; its messages reach _on_wire.
         return await self._nc.subscribe(subject, pending_bytes_limit=0)
 
     # -- incoming ------------------------------------------------------------------------------
 
     async def _on_wire_message(
-        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
     ) -> None:
-        """nats-py's parser calls this for every MSG/HMSG, in wire order (replaces ``_process_msg``)."""
+        """nats-py's own parser calls this for every MSG/HMSG (it replaces ``_process_msg``)."""
+        self._on_wire(sid, subject, reply, data, headers)
+
+    def _on_wire(self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        """Every message, in wire order: a reply to one of our requests, or a subscription's."""
         if sid not in self._nc._subs:
             return  # unsubscribed while the message was on its way
         try:
             if sid == self._inbox_sid:
-                status = await self._status(headers) if headers else None
-                self._on_reply(subject[len(self._inbox_prefix_b) :], data, status)
+                self._on_reply(subject[len(self._inbox_prefix_b) :], data, _status(headers))
             else:
                 self._on_message(subject.decode(), data)
         except Exception:
             log.exception("Error handling NATS message on %s", subject[:200].decode(errors="replace"))
-
-    async def _status(self, headers: bytes) -> str | None:
-        parsed = await self._nc._process_headers(headers)
-        return parsed.get(_STATUS) if parsed else None
 
     def _on_reply(self, token: bytes, data: bytes, status: str | None) -> None:
         pending = self._pending.get(token)
@@ -396,6 +399,13 @@ def _nothing() -> None:
 
 def _ignore_request(subject: str, outcome: str, seconds: float) -> None:
     pass
+
+
+def _status(headers: bytes | None) -> str | None:
+    """The inline status of a message's headers (``NATS/1.0 503`` for no responders), if any."""
+    if headers and headers[_STATUS_AT - 1 : _STATUS_AT] == b" ":
+        return headers[_STATUS_AT : _STATUS_AT + 3].decode("ascii", "replace")
+    return None
 
 
 def _outcome(err: errors.ResError) -> str:

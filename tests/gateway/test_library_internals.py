@@ -27,6 +27,10 @@ def test_nats_py_internals_used_by_the_adapter_exist() -> None:
     from nats.protocol.parser import Parser
 
     assert "self.nc._process_msg(" in inspect.getsource(Parser.parse)
+    # natsparser.FastParser replaces Client._ps and shares Parser's buf/state
+    assert "self._ps.parse(" in inspect.getsource(Client._read_loop)
+    assert "self._ps: Parser = Parser(self)" in inspect.getsource(Client.__init__)
+    assert {"buf", "state"} <= set(vars(Parser(None)))
     assert inspect.iscoroutinefunction(Client._process_headers)
     source = inspect.getsource(Client.__init__) + inspect.getsource(Client._flusher)
     for attr in ("_pending", "_pending_data_size", "_transport", "_flush_queue", "_max_payload"):
