@@ -27,16 +27,37 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // ---------------------------------------------------------------------------------------------
 // CPU / memory probes
 
-function procCpuSec(pid) {
-  if (!pid) return null;
+// A process and its descendants (the gateway's --workers processes are its children).
+function treePids(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length && i < 64; i++) {
+    try {
+      for (const tid of fs.readdirSync(`/proc/${out[i]}/task`)) {
+        const kids = fs.readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'latin1').trim();
+        if (kids) out.push(...kids.split(/\s+/).map(Number));
+      }
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return out;
+}
+
+function oneCpuSec(pid) {
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
     const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
     // rest[0] is field 3 (state); utime is field 14, stime field 15.
     return (Number(rest[11]) + Number(rest[12])) / (cfg.clkTck || 100);
   } catch {
-    return null;
+    return 0;
   }
+}
+
+// CPU seconds of a process and all its descendants.
+function procCpuSec(pid) {
+  if (!pid) return null;
+  return treePids(pid).reduce((sum, p) => sum + oneCpuSec(p), 0);
 }
 
 // System-wide busy CPU seconds (all cores) from /proc/stat, to show how much CPU other processes took.
@@ -52,10 +73,18 @@ function systemBusySec() {
   }
 }
 
+// Resident memory of a process and all its descendants.
 function procRssKb(pid) {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
-  const m = /VmRSS:\s+(\d+) kB/.exec(s);
-  return m ? Number(m[1]) : null;
+  let total = 0;
+  for (const p of treePids(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p}/status`, 'latin1'));
+      if (m) total += Number(m[1]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
 }
 
 class CpuMeter {
