@@ -31,6 +31,7 @@ from nats.aio.client import Client as NatsClient
 
 from gateway import constants
 from gateway.mq.base import MessageCallback, ReplyCallback
+from gateway.mq.deadlines import Deadlines
 from gateway.mq.natsparser import FastParser
 from gateway.protocol import errors
 from gateway.telemetry import tracing
@@ -51,13 +52,11 @@ _WRITE_BUFFER_LIMIT = 8 * 1024 * 1024
 class _Pending:
     """One request waiting for its reply."""
 
-    __slots__ = ("callback", "started", "subject", "timer")
+    __slots__ = ("callback", "deadline", "started", "subject")
 
-    def __init__(
-        self, callback: ReplyCallback, timer: asyncio.TimerHandle, subject: str, started: float
-    ) -> None:
+    def __init__(self, callback: ReplyCallback, deadline: float, subject: str, started: float) -> None:
         self.callback = callback
-        self.timer = timer
+        self.deadline = deadline
         self.subject = subject
         self.started = started
 
@@ -76,6 +75,7 @@ class NatsMQ:
         self._slow_busy = False  # the task path is sending a batch; new ops wait for it
         self._wakeup: asyncio.Event = asyncio.Event()
         self._pending: dict[bytes, _Pending] = {}
+        self._deadlines: Deadlines | None = None
         self._next_token = 0
         self._inbox_prefix = ""
         self._inbox_prefix_b = b""
@@ -102,6 +102,7 @@ class NatsMQ:
         the subscriptions are renewed; without it, losing the connection closes the client.
         """
         self._loop = asyncio.get_running_loop()
+        self._deadlines = Deadlines(self._loop, self._on_deadline, self._pending)
         self.closed = self._loop.create_future()
         try:
             await asyncio.wait_for(self._first_connect(servers, **options), _FIRST_CONNECT_TIMEOUT)
@@ -148,6 +149,8 @@ class NatsMQ:
             with contextlib.suppress(Exception):
                 closing = self._nc.drain() if drain and self._nc.is_connected else self._nc.close()
                 await asyncio.wait_for(closing, constants.MQ_CLOSE_TIMEOUT)
+        if self._deadlines is not None:
+            self._deadlines.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -187,15 +190,17 @@ class NatsMQ:
         if not _fits(subject, reply):
             callback(None, errors.ERR_SUBJECT_TOO_LONG)
             return
-        if self._closing or self._loop is None:
+        if self._closing or self._loop is None or self._deadlines is None:
             callback(None, errors.ERR_DISPOSING)
             return
         if not self._nc.is_connected:
             # While reconnecting a reply could not reach us: answer at once instead of hanging.
             callback(None, errors.ERR_SERVICE_UNAVAILABLE)
             return
-        timer = self._loop.call_later(timeout or self._timeout, self._on_timeout, token)
-        self._pending[token] = _Pending(callback, timer, subject, self._loop.time())
+        now = self._loop.time()
+        deadline = now + (timeout or self._timeout)
+        self._pending[token] = _Pending(callback, deadline, subject, now)
+        self._deadlines.set(token, deadline)
         self._queue(("pub", subject, payload, reply, headers, token))
 
     def publish(self, subject: str, payload: bytes) -> None:
@@ -337,25 +342,25 @@ class NatsMQ:
             self._on_pre_response(token, pending, data)
             return
         del self._pending[token]
-        pending.timer.cancel()
         self.on_request_done(pending.subject, "reply", self._loop.time() - pending.started)  # type: ignore[union-attr]
         pending.callback(data, None)
 
     def _on_pre_response(self, token: bytes, pending: _Pending, data: bytes) -> None:
         ms = _pre_response_timeout(data)
-        if ms is None or self._loop is None:
+        if ms is None or self._loop is None or self._deadlines is None:
             return
-        pending.timer.cancel()
-        pending.timer = self._loop.call_later(ms / 1000, self._on_timeout, token)
+        pending.deadline = self._loop.time() + ms / 1000
+        self._deadlines.set(token, pending.deadline)
 
-    def _on_timeout(self, token: bytes) -> None:
-        self._fail(token, errors.ERR_TIMEOUT)
+    def _on_deadline(self, token: bytes, deadline: float) -> None:
+        pending = self._pending.get(token)
+        if pending is not None and pending.deadline == deadline:  # not answered, not extended
+            self._fail(token, errors.ERR_TIMEOUT)
 
     def _fail(self, token: bytes, err: errors.ResError) -> None:
         pending = self._pending.pop(token, None)
         if pending is None:
             return
-        pending.timer.cancel()
         if self._loop is not None:
             self.on_request_done(pending.subject, _outcome(err), self._loop.time() - pending.started)
         try:
