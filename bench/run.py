@@ -83,7 +83,22 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -
     raise RuntimeError(f"nothing listening on port {port} after {timeout} s")
 
 
-def proc_cpu_s(pid: int) -> float | None:
+def tree_pids(pid: int) -> list[int]:
+    """A process and its descendants (the gateway's --workers processes are its children)."""
+    out = [pid]
+    i = 0
+    while i < len(out) and i < 64:
+        try:
+            for tid in os.listdir(f"/proc/{out[i]}/task"):
+                with open(f"/proc/{out[i]}/task/{tid}/children") as f:
+                    out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass  # ended meanwhile
+        i += 1
+    return out
+
+
+def _one_cpu_s(pid: int) -> float | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             s = f.read().decode("latin1")
@@ -91,6 +106,12 @@ def proc_cpu_s(pid: int) -> float | None:
         return None
     rest = s[s.rindex(")") + 2 :].split()
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    """CPU seconds of a process and all its descendants."""
+    times = [t for p in tree_pids(pid) if (t := _one_cpu_s(p)) is not None]
+    return sum(times) if times else None
 
 
 def system_busy_s() -> float:
