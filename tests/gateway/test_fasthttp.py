@@ -253,3 +253,26 @@ async def test_http_helper_still_works(gateway: GatewayHandle, service: FakeServ
     resp = await task
     assert resp.status == 200 and resp.body == b""
     assert http is not None
+
+
+async def test_stop_lets_an_in_flight_fast_get_finish(gateway: GatewayHandle, service: FakeService) -> None:
+    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\n\r\n")
+    reqs = await service.requests(2)
+    stopping = asyncio.create_task(gateway.stop())
+    await asyncio.sleep(0.05)
+    await reqs.get("access.test.model").ok({"get": True})
+    await reqs.get("get.test.model").json({"result": {"model": {"foo": "bar"}}})
+    status, _, body = await _read_response(reader)
+    assert (status, body) == (200, b'{"foo":"bar"}')
+    await stopping
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed after the answer
+    writer.close()
+
+
+async def test_stop_closes_idle_fast_connections(gateway: GatewayHandle, service: FakeService) -> None:
+    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\n\r\n")
+    await answer_access_get(service, "test.model")
+    assert (await _read_response(reader))[0] == 200
+    await gateway.stop()
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
