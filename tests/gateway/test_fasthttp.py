@@ -4,8 +4,12 @@ responses, and that handing a connection to aiohttp mid-stream loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 from gateway.web import fasthttp
@@ -276,3 +280,54 @@ async def test_stop_closes_idle_fast_connections(gateway: GatewayHandle, service
     await gateway.stop()
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
+
+
+_methods = st.sampled_from([b"GET", b"HEAD", b"POST", b"OPTIONS", b"get", b"G\x00T", b""])
+_targets = st.one_of(
+    st.sampled_from([b"/api/test/model", b"/api/test/model?q=1", b"/api/", b"/api/%zz", b"*", b"/", b"/api/a b"]),
+    st.binary(max_size=40).map(lambda b: b"/api/" + b),
+)
+_versions = st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2", b"HTTP/1.1 x", b""])
+_header = st.tuples(
+    st.one_of(st.sampled_from([b"Host", b"Origin", b"Content-Length", b"Connection", b"Upgrade"]), st.binary(max_size=12)),
+    st.one_of(st.sampled_from([b"x", b"close", b"-1", b"99999999999", b"keep-alive"]), st.binary(max_size=30)),
+).map(lambda kv: kv[0] + b": " + kv[1])
+_requests = st.builds(
+    lambda m, t, v, hs, tail: m + b" " + t + b" " + v + b"\r\n" + b"".join(h + b"\r\n" for h in hs) + b"\r\n" + tail,
+    _methods,
+    _targets,
+    _versions,
+    st.lists(_header, max_size=4),
+    st.one_of(st.just(b""), st.binary(max_size=20), st.just(b"GET /api/test/model HTTP/1.1\r\n\r\n")),
+)
+
+
+async def test_fuzzed_http_requests_never_break_the_gateway(
+    gateway_factory: Any, service: FakeService
+) -> None:
+    """Odd request heads, bodies and pipelines on raw sockets; afterwards a plain GET is served and
+    no error was logged (the fixture fails the test on unexpected ERROR logs)."""
+    gw = await gateway_factory(request_timeout=200)
+    samples: list[bytes] = []
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(data=_requests)
+    def collect(data: bytes) -> None:
+        samples.append(data)
+
+    collect()
+    for data in samples:
+        reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(data)
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(reader.read(65536), 0.02)
+        writer.close()
+    await asyncio.sleep(0.3)  # requests that reached NATS time out
+    while service.pending():
+        await service.next_request(0.1)
+    task = start(gw, "GET", "/api/test/collection")
+    reqs = await service.requests(2)
+    await reqs.get("access.test.collection").ok({"get": True})
+    await reqs.get("get.test.collection").json({"result": {"collection": [1, 2]}})
+    resp = await task
+    assert (resp.status, resp.body) == (200, b"[1,2]")
