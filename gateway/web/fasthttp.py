@@ -59,7 +59,9 @@ class FastRequest:
 
     __slots__ = ("headers", "method", "raw_path", "transport")
 
-    def __init__(self, method: str, raw_path: str, headers: CIMultiDict[str], transport: asyncio.Transport) -> None:
+    def __init__(
+        self, method: str, raw_path: str, headers: CIMultiDict[str], transport: asyncio.Transport
+    ) -> None:
         self.method = method
         self.raw_path = raw_path
         self.headers = headers
@@ -73,7 +75,9 @@ class FastRequest:
         return b""  # only requests without a body are taken
 
 
-def parse_head(head: bytes, api_path: bytes, ws_path: bytes) -> tuple[str, str, CIMultiDict[str], bool] | None:
+def parse_head(
+    head: bytes, api_path: bytes, ws_path: bytes
+) -> tuple[str, str, CIMultiDict[str], bool] | None:
     """(method, raw path, headers, keep-alive) of a request head (without its blank line) that the
     fast path takes, or None when aiohttp must handle the request."""
     lines = head.split(b"\r\n")

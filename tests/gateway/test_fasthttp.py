@@ -84,7 +84,9 @@ def test_the_websocket_path_is_left_to_aiohttp() -> None:
 
 
 def test_response_bytes() -> None:
-    headers: CIMultiDict[str] = CIMultiDict([("Content-Type", "application/json"), ("X-A", "1"), ("X-A", "2")])
+    headers: CIMultiDict[str] = CIMultiDict(
+        [("Content-Type", "application/json"), ("X-A", "1"), ("X-A", "2")]
+    )
     data = fasthttp.encode_response(ApiResponse(200, headers, b'{"a":1}'), head_only=False)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -145,7 +147,9 @@ def _server(gateway: GatewayHandle) -> fasthttp.FrontServer:
     return server
 
 
-async def test_catalog_style_get_is_served_on_the_fast_path(gateway: GatewayHandle, service: FakeService) -> None:
+async def test_catalog_style_get_is_served_on_the_fast_path(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
     before = _server(gateway).fast_requests
     task = start(gateway, "GET", "/api/test/model")
     await answer_access_get(service, "test.model")
@@ -202,7 +206,9 @@ async def test_hand_over_mid_connection_keeps_the_bytes(gateway: GatewayHandle, 
 
 
 async def test_connection_close_is_honoured(gateway: GatewayHandle, service: FakeService) -> None:
-    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    reader, writer = await _raw(
+        gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     await answer_access_get(service, "test.model")
     status, headers, _ = await _read_response(reader)
     assert status == 200 and headers.get("Connection") == "close"
@@ -210,7 +216,9 @@ async def test_connection_close_is_honoured(gateway: GatewayHandle, service: Fak
     writer.close()
 
 
-async def test_websocket_after_a_fast_get_on_one_connection(gateway: GatewayHandle, service: FakeService) -> None:
+async def test_websocket_after_a_fast_get_on_one_connection(
+    gateway: GatewayHandle, service: FakeService
+) -> None:
     reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\n\r\n")
     await answer_access_get(service, "test.model")
     assert (await _read_response(reader))[0] == 200
@@ -284,16 +292,25 @@ async def test_stop_closes_idle_fast_connections(gateway: GatewayHandle, service
 
 _methods = st.sampled_from([b"GET", b"HEAD", b"POST", b"OPTIONS", b"get", b"G\x00T", b""])
 _targets = st.one_of(
-    st.sampled_from([b"/api/test/model", b"/api/test/model?q=1", b"/api/", b"/api/%zz", b"*", b"/", b"/api/a b"]),
+    st.sampled_from(
+        [b"/api/test/model", b"/api/test/model?q=1", b"/api/", b"/api/%zz", b"*", b"/", b"/api/a b"]
+    ),
     st.binary(max_size=40).map(lambda b: b"/api/" + b),
 )
 _versions = st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2", b"HTTP/1.1 x", b""])
 _header = st.tuples(
-    st.one_of(st.sampled_from([b"Host", b"Origin", b"Content-Length", b"Connection", b"Upgrade"]), st.binary(max_size=12)),
-    st.one_of(st.sampled_from([b"x", b"close", b"-1", b"99999999999", b"keep-alive"]), st.binary(max_size=30)),
+    st.one_of(
+        st.sampled_from([b"Host", b"Origin", b"Content-Length", b"Connection", b"Upgrade"]),
+        st.binary(max_size=12),
+    ),
+    st.one_of(
+        st.sampled_from([b"x", b"close", b"-1", b"99999999999", b"keep-alive"]), st.binary(max_size=30)
+    ),
 ).map(lambda kv: kv[0] + b": " + kv[1])
 _requests = st.builds(
-    lambda m, t, v, hs, tail: m + b" " + t + b" " + v + b"\r\n" + b"".join(h + b"\r\n" for h in hs) + b"\r\n" + tail,
+    lambda m, t, v, hs, tail: (
+        m + b" " + t + b" " + v + b"\r\n" + b"".join(h + b"\r\n" for h in hs) + b"\r\n" + tail
+    ),
     _methods,
     _targets,
     _versions,

@@ -68,9 +68,13 @@ _message = st.tuples(
     _subject,
     st.one_of(st.just(b""), _subject),
     st.binary(max_size=300),
-    st.one_of(st.none(), st.just(b"NATS/1.0 503\r\n\r\n"), st.just(b"NATS/1.0\r\nTraceparent: 00-ab\r\n\r\n")),
+    st.one_of(
+        st.none(), st.just(b"NATS/1.0 503\r\n\r\n"), st.just(b"NATS/1.0\r\nTraceparent: 00-ab\r\n\r\n")
+    ),
 )
-_op = st.one_of(_message, _message, _message, st.just("ping"), st.just("pong"), st.just(("info", {"server_id": "x"})))
+_op = st.one_of(
+    _message, _message, _message, st.just("ping"), st.just("pong"), st.just(("info", {"server_id": "x"}))
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -96,7 +100,9 @@ async def test_reply_subject_and_headers_are_kept() -> None:
     ]
 
 
-@pytest.mark.parametrize("line", [b"MSG a 1 2 3 4\r\n", b"MSG a x 3\r\n", b"HMSG a 1\r\n", b"MSG a b c d e f\r\n"])
+@pytest.mark.parametrize(
+    "line", [b"MSG a 1 2 3 4\r\n", b"MSG a x 3\r\n", b"HMSG a 1\r\n", b"MSG a b c d e f\r\n"]
+)
 async def test_malformed_message_lines_are_protocol_errors(line: bytes) -> None:
     parser, _ = _parser()
     with pytest.raises(ProtocolError):
