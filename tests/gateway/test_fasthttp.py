@@ -348,3 +348,34 @@ async def test_fuzzed_http_requests_never_break_the_gateway(
     await reqs.get("get.test.collection").json({"result": {"collection": [1, 2]}})
     resp = await task
     assert (resp.status, resp.body) == (200, b"[1,2]")
+
+
+async def test_long_pipeline_pauses_reading_and_loses_nothing(
+    gateway: GatewayHandle, service: FakeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More pipelined requests than the input buffer holds: reading pauses and resumes, and every
+    request is answered, in order."""
+    monkeypatch.setattr(fasthttp, "MAX_BUFFER", 1024)
+    n = 120
+    requests = [b"GET /api/test/pipe%d HTTP/1.1\r\n\r\n" % i for i in range(n)]
+    reader, writer = await _raw(gateway, requests[0])
+    first = await service.requests(2)  # the first request is being answered: the rest must wait
+    writer.write(b"".join(requests[1:]))
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    await first.get("access.test.pipe0").ok({"get": True})
+    await first.get("get.test.pipe0").json({"result": {"model": {"n": 0}}})
+
+    async def serve() -> None:
+        for _ in range(2 * (n - 1)):
+            req = await service.next_request(2)
+            if req.subject.startswith("access."):
+                await req.ok({"get": True})
+            else:
+                await req.json({"result": {"model": {"n": int(req.subject.removeprefix("get.test.pipe"))}}})
+
+    serving = asyncio.create_task(serve())
+    bodies = [(await _read_response(reader))[2] for _ in range(n)]
+    await serving
+    assert bodies == [b'{"n":%d}' % i for i in range(n)]
+    writer.close()
