@@ -134,10 +134,7 @@ class Connection:
             elif action == "get":
                 self._get(req.id, parsed.rid)
             elif action == "call":
-                if tracing.enabled:
-                    self.spawn(self._call(req, parsed.rid, parsed.method or ""))
-                else:
-                    self._call_now(req, parsed.rid, parsed.method or "")
+                self._call_now(req, parsed.rid, parsed.method or "")
             elif action == "auth":
                 self.spawn(self._auth(req, parsed.rid, parsed.method or ""))
             elif action == "new":
@@ -250,18 +247,6 @@ class Connection:
 
     # -- call, auth, new -----------------------------------------------------------------------------
 
-    async def _call(self, req: client.Request, rid: str, method: str) -> None:
-        name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
-        access, err = await self.access_for_call(rid, name, query)
-        if err is None and (access is None or not access.can_call(method)):
-            err = errors.ERR_ACCESS_DENIED
-        if err is not None:
-            self._error(req.id, err)
-            return
-        payload = service.call_payload(self.cid, self.token, client.params_or_null(req.params), query, self.is_http)
-        data, err = await self.request("call." + name + "." + method, payload)
-        await self._answer_call(req.id, data, err)
-
     async def _auth(self, req: client.Request, rid: str, method: str) -> None:
         name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
         payload = service.auth_payload(
@@ -323,7 +308,7 @@ class Connection:
 
     def _call_now(self, req: client.Request, rid: str, method: str) -> None:
         """The call round trip without a task: access (usually cached), call, answer; callbacks
-        only. Used when tracing is off; ``_call`` is the same flow as a coroutine."""
+        only (with tracing on too: the request's span is carried by tracing's scope)."""
         name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
         req_id = req.id
 
@@ -342,11 +327,13 @@ class Connection:
             payload = service.call_payload(self.cid, self.token, params, query, self.is_http)
             self.mq.request("call." + name + "." + method, payload, on_reply)
 
+        # With tracing, another request's access reply may deliver it: it keeps the call's trace.
+        access_done = tracing.bind(on_access) if tracing.enabled else on_access
         sub = self.subs.get(rid)
         if sub is not None and not sub.disposed:
-            sub.get_access(on_access)
+            sub.get_access(access_done)
         else:
-            self.request_access(name, query, on_access)
+            self.request_access(name, query, access_done)
 
     async def _answer_resource(self, req_id: int, rid: str) -> None:
         """Subscribe a resource response's rid and answer with it (errors go in ``errors``)."""

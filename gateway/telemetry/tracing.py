@@ -12,6 +12,25 @@ and ``OTEL_PROPAGATORS`` (default W3C ``traceparent``/``tracestate`` plus baggag
 The OpenTelemetry packages are the optional ``tracing`` extra (``pip install pyresgate[tracing]``);
 they are imported by ``setup`` only, so the gateway runs without them.
 
+Sampling
+--------
+``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` choose the sampler. The default is the
+OpenTelemetry default, ``parentbased_always_on``: every request is traced, except those whose
+incoming ``traceparent`` says "not sampled". Recommended in production: head sampling,
+``OTEL_TRACES_SAMPLER=parentbased_traceidratio`` with ``OTEL_TRACES_SAMPLER_ARG=0.01`` (1 %; any
+ratio), which keeps whole traces (a request and everything it causes) and costs almost nothing for
+the requests left out. A sampled-out request still propagates its trace: the NATS requests it makes
+carry ``traceparent`` with the sampled flag off, so parent-based samplers in the services make the
+same decision. Measured cost: see docs/tracing-overhead.md and B7 in docs/benchmarks.md.
+
+Every span's full cost is paid in this process: the OpenTelemetry Python SDK spends some 20-30 µs
+creating and ending a span and the OTLP exporter about as much again encoding it (in the batch
+thread, still this process's CPU). That is why ``always_on`` roughly triples the gateway's CPU per
+call, and why head sampling is the lever: a sampled-out span is decided before the SDK is asked
+(for the standard samplers) and costs about a microsecond.
+
+Hook points
+-----------
 Hook points check the module flag ``enabled`` and call the helpers below only when it is true, so
 with tracing off they pay one attribute read and branch, create no span object and touch no context:
 
@@ -19,15 +38,23 @@ with tracing off they pay one attribute read and branch, create no span object a
   (attributes ``res.rid``, ``res.method``, ``res.cid``, ``res.action``), a child of the context that
   came with the WebSocket upgrade (``Connection.trace_parent``, set by ``gateway.web.ws`` from
   ``extract``). ``Connection.spawn`` → ``bind_task``: a request finished in a task keeps its span
-  open until that task is done (the task copies the context, so its NATS requests are children).
-* ``NatsMQ.request`` → ``nats_request``: a CLIENT span ``NATS <subject>`` in the current context,
-  with ``traceparent``/``tracestate`` injected into the message headers; it ends when the reply, a
-  timeout or an error arrives, and the reply is handled in the requester's context (so reference
-  gets a reply causes stay in the same trace).
+  open until that task is done. ``Connection._call_now`` → ``bind``: the access callback of a call
+  runs in the call's scope even when another request's access reply delivers it.
+* ``NatsMQ.request`` → ``nats_request``: a CLIENT span ``NATS <subject>``, a child of the request
+  (or event) being handled, with ``traceparent``/``tracestate`` injected into the message headers;
+  it ends when the reply, a timeout or an error arrives, and the reply is handled in the requester's
+  scope (so reference gets a reply causes stay in the same trace).
 * ``api.handler`` → ``http_request``: a SERVER span ``HTTP <verb>`` honouring an incoming
   ``traceparent``.
 * ``Cache.on_event`` → ``service_event``: a span ``event <name>.<event>`` with the number of
   subscriptions the event fans out to (``res.event.subscribers``).
+
+Scopes instead of the OpenTelemetry context: the span of the request (or event) being handled is
+held in a ``_Scope``, made current by setting the module variable ``_active`` while synchronous code
+runs (the handler, a NATS reply callback) and found through ``_task_scopes`` inside tasks a request
+spawned. Child spans get their parent passed explicitly; no ``contextvars`` attach/detach, no span
+context objects for sampled-out requests. A scope's span ends when the handler has returned and
+every NATS request and task started in it is done.
 
 Tests (and embedders) install their own exporter with ``setup(exporter=..., simple=True)`` and
 undo it with ``shutdown()``; see tests/telemetry/test_tracing.py.
@@ -35,14 +62,14 @@ undo it with ``shutdown()``; see tests/telemetry/test_tracing.py.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    import asyncio
-
     from aiohttp import web
 
     from gateway.cache.cache import Cache
@@ -51,6 +78,10 @@ if TYPE_CHECKING:
     from gateway.protocol.errors import ResError
     from gateway.protocol.rid import ParsedMethod
 
+    ReplyCallback = Callable[[bytes | None, ResError | None], None]
+
+_A = TypeVar("_A")
+_B = TypeVar("_B")
 log = logging.getLogger(__name__)
 
 #: True while a tracer is installed; every hook point checks this first.
@@ -60,6 +91,15 @@ enabled = False
 DEFAULT_SERVICE_NAME = "pyresgate"
 #: Install hint logged when tracing is asked for but the packages are missing.
 INSTALL_HINT = "pip install 'pyresgate[tracing]'"
+#: The sampler when OTEL_TRACES_SAMPLER is unset (the OpenTelemetry default).
+DEFAULT_SAMPLER = "parentbased_always_on"
+
+_MASK64 = (1 << 64) - 1
+#: W3C trace flags: sampled, and (Trace Context level 2) a random trace id.
+_SAMPLED = 0x01
+_RANDOM_TRACE_ID = 0x02
+#: ``-<flags>`` as traceparent ends, by flags value (formatting a number costs more than the rest).
+_FLAGS_SUFFIX = [f"-{flags:02x}" for flags in range(256)]
 
 # Set by setup(); None while tracing is off.
 _provider: Any = None
@@ -72,8 +112,27 @@ _CLIENT: Any = None
 _CONSUMER: Any = None
 _Status: Any = None
 _ERROR: Any = None
-#: The WebSocket request whose handler is running (handle_message is synchronous, never re-entered).
-_active: _Request | None = None
+_ids: _IdGenerator | None = None
+_ROOT_CONTEXT: Any = None  # an empty OpenTelemetry context: the parent of root spans
+#: Trace-id bound of the root sampler when the sampler is a standard parent-based one (sampled iff
+#: ``trace_id & _MASK64 < bound``): such roots are decided here, and sampled-out ones never reach
+#: the SDK. None: every span is left to the SDK.
+_root_bound: int | None = None
+#: Whether a non-recording span's children are non-recording too (true of every built-in sampler):
+#: then a sampled-out request's NATS requests get no span of their own, only its trace headers.
+_children_follow: bool = False
+#: Whether spans get their attributes when started (the sampler may look at them, or nearly every
+#: span is recorded); otherwise they are built only for spans that turn out to be recorded.
+_eager_attributes: bool = True
+#: Whether the propagator is W3C Trace Context (plus baggage), so a sampled-out request's
+#: ``traceparent`` can be formatted directly when there is no baggage to pass on.
+_w3c: bool = False
+#: The scope whose synchronous code is running (handlers, reply callbacks are never re-entered).
+_active: _Scope | None = None
+#: Scopes of the tasks requests spawned (a task's code runs when ``_active`` is None).
+_task_scopes: dict[asyncio.Task[Any], _Scope] = {}
+_current_task = asyncio.current_task
+_getrandbits = random.getrandbits
 
 
 class TracingUnavailable(RuntimeError):
@@ -108,15 +167,18 @@ def setup(
     exporter: Any = None,
     simple: bool = False,
     env: Mapping[str, str] | None = None,
+    sampler: Any = None,
 ) -> None:
     """Install a tracer provider and switch tracing on (replacing a previous setup).
 
     ``exporter``: a span exporter to use instead of the ones ``OTEL_TRACES_EXPORTER`` names.
     ``simple``: export each span as it ends (``SimpleSpanProcessor``) instead of in batches.
+    ``sampler``: a sampler to use instead of the one ``OTEL_TRACES_SAMPLER[_ARG]`` names.
     Raises ``TracingUnavailable`` when the OpenTelemetry SDK is not installed.
     """
-    global enabled, _provider, _tracer, _propagator, _otel_context, _otel_trace
+    global enabled, _provider, _tracer, _propagator, _otel_context, _otel_trace, _ids
     global _SERVER, _CLIENT, _CONSUMER, _Status, _ERROR
+    global _root_bound, _children_follow, _eager_attributes, _w3c, _ROOT_CONTEXT
     env = os.environ if env is None else env
     try:
         from opentelemetry import context as otel_context
@@ -135,22 +197,146 @@ def setup(
     resource = Resource.create({})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
-    provider = TracerProvider(resource=resource)
+    ids = _new_id_generator()
+    provider = TracerProvider(
+        resource=_cached_hash_resource(resource),
+        sampler=sampler if sampler is not None else sampler_from_env(env),
+        id_generator=ids,
+    )
     for exp in exporters:
         provider.add_span_processor(SimpleSpanProcessor(exp) if simple else BatchSpanProcessor(exp))
     _provider = provider
+    _ids = ids
     _tracer = provider.get_tracer("pyresgate", __version__)
     _propagator = propagate.get_global_textmap()
     _otel_context = otel_context
     _otel_trace = otel_trace
+    _ROOT_CONTEXT = otel_context.Context()
     _SERVER = otel_trace.SpanKind.SERVER
     _CLIENT = otel_trace.SpanKind.CLIENT
     _CONSUMER = otel_trace.SpanKind.CONSUMER
     _Status = otel_trace.Status
     _ERROR = otel_trace.StatusCode.ERROR
+    otel_trace.Span.register(_Dropped)  # a span to the API (its propagators check isinstance)
+    _root_bound, _children_follow, _eager_attributes = _analyse_sampler(provider.sampler)
+    _w3c = _is_w3c(_propagator)
     enabled = True
-    log.info("Tracing enabled (%s)", ", ".join(type(e).__module__ + "." + type(e).__name__ for e in exporters) or
-             "no exporter")
+    log.info("Tracing enabled (%s; sampler %s)",
+             ", ".join(type(e).__module__ + "." + type(e).__name__ for e in exporters) or "no exporter",
+             provider.sampler.get_description())
+
+
+def sampler_from_env(env: Mapping[str, str] | None = None) -> Any:
+    """The sampler ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` name (as the SDK reads them;
+    default ``parentbased_always_on``, an unknown name or a bad ratio is logged and replaced)."""
+    from opentelemetry.sdk.trace import sampling
+
+    env = os.environ if env is None else env
+    name = (env.get("OTEL_TRACES_SAMPLER") or DEFAULT_SAMPLER).strip().lower()
+    if name in ("traceidratio", "parentbased_traceidratio"):
+        try:
+            rate = float(env.get("OTEL_TRACES_SAMPLER_ARG", ""))
+        except ValueError:
+            log.warning("OTEL_TRACES_SAMPLER_ARG is not a number; using ratio 1.0")
+            rate = 1.0
+        if not 0.0 <= rate <= 1.0:
+            log.warning("OTEL_TRACES_SAMPLER_ARG %s is not within 0..1; using ratio 1.0", rate)
+            rate = 1.0
+        cls = sampling.ParentBasedTraceIdRatio if name.startswith("parentbased") else sampling.TraceIdRatioBased
+        return cls(rate)
+    samplers = {
+        "always_on": sampling.ALWAYS_ON,
+        "always_off": sampling.ALWAYS_OFF,
+        "parentbased_always_on": sampling.DEFAULT_ON,
+        "parentbased_always_off": sampling.DEFAULT_OFF,
+    }
+    if name not in samplers:
+        log.warning("Unsupported OTEL_TRACES_SAMPLER value %r; using %s", name, DEFAULT_SAMPLER)
+        name = DEFAULT_SAMPLER
+    return samplers[name]
+
+
+def _analyse_sampler(sampler: Any) -> tuple[int | None, bool, bool]:
+    """(root bound, children follow their parent, eager attributes) for ``sampler``; see the module
+    variables. Only the SDK's own samplers are recognised; anything else gets the SDK's full path."""
+    from opentelemetry.sdk.trace import sampling
+
+    on, off = sampling.ALWAYS_ON, sampling.ALWAYS_OFF
+    if sampler is on:
+        return None, True, True
+    if sampler is off or type(sampler) is sampling.TraceIdRatioBased:
+        return None, True, False
+    if not isinstance(sampler, sampling.ParentBased):
+        return None, False, True
+    delegates = (
+        getattr(sampler, "_remote_parent_sampled", None),
+        getattr(sampler, "_remote_parent_not_sampled", None),
+        getattr(sampler, "_local_parent_sampled", None),
+        getattr(sampler, "_local_parent_not_sampled", None),
+    )
+    if delegates != (on, off, on, off):
+        return None, False, True
+    root = getattr(sampler, "_root", None)
+    if root is on:
+        return 1 << 64, True, True
+    if root is off:
+        return 0, True, False
+    if type(root) is sampling.TraceIdRatioBased:
+        return int(root.bound), True, False
+    return None, False, True
+
+
+def _is_w3c(propagator: Any) -> bool:
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parts = list(getattr(propagator, "_propagators", ())) if type(propagator) is CompositePropagator else [propagator]
+    kinds = [type(p) for p in parts]
+    return TraceContextTextMapPropagator in kinds and all(
+        k in (TraceContextTextMapPropagator, W3CBaggagePropagator) for k in kinds
+    )
+
+
+class _IdGenerator:
+    """Placeholder for the type checker; the real class is made by ``_new_id_generator``."""
+
+    next_trace_id: int
+
+
+def _new_id_generator() -> Any:
+    """The SDK's random id generator, except that the trace id of a root span this module already
+    sampled (``next_trace_id``) is handed to the SDK, so its sampler sees the same id."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class IdGenerator(RandomIdGenerator):
+        next_trace_id = 0
+
+        def generate_trace_id(self) -> int:
+            trace_id = self.next_trace_id
+            if trace_id:
+                self.next_trace_id = 0
+                return trace_id
+            return int(super().generate_trace_id())
+
+    return IdGenerator()
+
+
+def _cached_hash_resource(resource: Any) -> Any:
+    """``resource`` with its hash computed once: the OTLP encoder groups every exported span by
+    resource, and ``Resource.__hash__`` serialises all its attributes to JSON each time."""
+    from opentelemetry.sdk.resources import Resource
+
+    class CachedHashResource(Resource):
+        _hash: int | None = None
+
+        def __hash__(self) -> int:
+            h = self._hash
+            if h is None:
+                h = self._hash = super().__hash__()
+            return h
+
+    return CachedHashResource(resource.attributes, resource.schema_url)
 
 
 def _exporters_from_env(env: Mapping[str, str]) -> list[Any]:
@@ -221,6 +407,7 @@ def shutdown() -> None:
     provider, _provider = _provider, None
     _tracer = None
     _active = None
+    _task_scopes.clear()
     if provider is not None:
         provider.shutdown()
 
@@ -240,93 +427,279 @@ def inject(span: Any, headers: dict[str, str] | None = None) -> dict[str, str]:
     return carrier
 
 
-# --- WebSocket requests ------------------------------------------------------------------------------
+# --- spans and scopes -----------------------------------------------------------------------------------
+
+
+class _Dropped:
+    """A span this module sampled out without asking the SDK: only what propagation needs."""
+
+    __slots__ = ("flags", "span_id", "trace_id", "trace_state")
+
+    def __init__(self, trace_id: int, span_id: int, flags: int, trace_state: Any = None) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.flags = flags
+        self.trace_state = trace_state
+
+    def is_recording(self) -> bool:
+        return False
+
+    def end(self, end_time: int | None = None) -> None:
+        pass
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        pass
+
+    def get_span_context(self) -> Any:
+        return _otel_trace.SpanContext(
+            self.trace_id,
+            self.span_id,
+            is_remote=False,
+            trace_flags=_otel_trace.TraceFlags(self.flags),
+            trace_state=self.trace_state,
+        )
+
+
+def _start(name: str, kind: Any, parent: Any, attributes: dict[str, Any] | None) -> Any:
+    """A span ``name`` under ``parent`` (an OpenTelemetry context, None or empty for a root).
+
+    With a standard parent-based sampler the decision is taken here (the same one the SDK would
+    take: a root by the ratio of its trace id, a remote parent's sampled flag otherwise), and a
+    sampled-out span is a ``_Dropped`` that costs one random number."""
+    bound = _root_bound
+    if bound is not None:
+        parent_sc = _otel_trace.get_current_span(parent).get_span_context() if parent else None
+        if parent_sc is None or not parent_sc.is_valid:
+            bits = _getrandbits(192)
+            trace_id = (bits >> 64) or 1
+            if trace_id & _MASK64 >= bound:
+                return _Dropped(trace_id, (bits & _MASK64) or 1, _RANDOM_TRACE_ID)
+            assert _ids is not None
+            _ids.next_trace_id = trace_id  # sampled: the SDK gets this trace id and agrees
+            try:
+                return _tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+            finally:
+                _ids.next_trace_id = 0
+        if not parent_sc.trace_flags & _SAMPLED:
+            flags = parent_sc.trace_flags & _RANDOM_TRACE_ID
+            return _Dropped(parent_sc.trace_id, _getrandbits(64) or 1, flags, parent_sc.trace_state)
+    return _tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
 
 
 def _record_failure(span: Any, exc: BaseException) -> None:
-    span.record_exception(exc)
-    span.set_status(_Status(_ERROR, str(exc)))
+    if span.is_recording():
+        span.record_exception(exc)
+        span.set_status(_Status(_ERROR, str(exc)))
 
 
-class _Request:
-    """A WebSocket request span; ends once the handler and every task it spawned are done."""
+class _Scope:
+    """The span of a request or event being handled; it ends once the handler has returned and
+    every NATS request and task started in the scope is done (``pending`` drops to 0)."""
 
-    __slots__ = ("span", "tasks")
+    __slots__ = ("_context", "_headers", "parent", "pending", "recording", "span")
 
-    def __init__(self, span: Any) -> None:
+    def __init__(self, span: Any, parent: Any, recording: bool) -> None:
         self.span = span
-        self.tasks = 0
+        self.parent = parent
+        self.recording = recording  # as started (an ended span no longer says so)
+        self.pending = 1  # the handler
+        self._context: Any = None
+        self._headers: dict[str, str] | None = None
 
-    def task_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            _record_failure(self.span, exc)
-        self.tasks -= 1
-        if self.tasks == 0:
+    def context(self) -> Any:
+        """An OpenTelemetry context with the span current: the parent of child spans."""
+        ctx = self._context
+        if ctx is None:
+            ctx = self._context = _otel_trace.set_span_in_context(self.span, self.parent)
+        return ctx
+
+    def release(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
             self.span.end()
 
+    def task_done(self, task: asyncio.Task[Any]) -> None:
+        _task_scopes.pop(task, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            _record_failure(self.span, exc)
+        self.release()
 
-def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: Callable[..., None]) -> None:
-    """Run ``dispatch(req, parsed)`` inside a SERVER span ``RES <action>``."""
-    global _active
+    def trace_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        """``headers`` (copied) plus the trace headers of the scope's own span (computed once)."""
+        carrier = self._headers
+        if carrier is None:
+            span = self.span
+            if _w3c and not self.parent and type(span) is _Dropped:  # no parent: no tracestate or baggage
+                ids = ((span.trace_id << 64) | span.span_id).to_bytes(24, "big").hex()
+                carrier = {"traceparent": "00-" + ids[:32] + "-" + ids[32:] + _FLAGS_SUFFIX[span.flags & 0xFF]}
+            else:
+                carrier = {}
+                _propagator.inject(carrier, context=self.context())
+            self._headers = carrier
+        return {**headers, **carrier} if headers else dict(carrier)
+
+
+def _scope_here() -> _Scope | None:
+    """The scope of the code running now: a handler or reply callback, or a task a request spawned."""
+    scope = _active
+    if scope is None and _task_scopes:
+        task = _current_task()
+        if task is not None:
+            scope = _task_scopes.get(task)
+    return scope
+
+
+def bind_task(task: asyncio.Task[None]) -> None:
+    """Keep the running scope's span open until ``task`` (spawned by the request) is done; NATS
+    requests the task makes are children of that span."""
+    scope = _scope_here()
+    if scope is not None:
+        scope.pending += 1
+        _task_scopes[task] = scope
+        task.add_done_callback(scope.task_done)
+
+
+def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
+    """``callback`` run in the running scope whenever it is called (once), keeping the scope's span
+    open until then; for callbacks other requests' replies may deliver (a shared access request)."""
+    scope = _active
+    if scope is None:
+        scope = _scope_here()
+        if scope is None:
+            return callback
+
+    def run(a: _A, b: _B) -> None:
+        global _active
+        previous, _active = _active, scope
+        try:
+            callback(a, b)
+        finally:
+            _active = previous
+            scope.pending -= 1
+            if not scope.pending:
+                scope.span.end()
+
+    scope.pending += 1
+    return run
+
+
+# --- WebSocket requests ------------------------------------------------------------------------------
+
+
+def _res_attributes(conn: Connection, req: Request, parsed: ParsedMethod) -> dict[str, Any]:
     attributes = {"res.action": parsed.action, "res.method": req.method, "res.cid": conn.cid}
     if parsed.rid:
         attributes["res.rid"] = parsed.rid
-    span = _tracer.start_span(
-        "RES " + parsed.action, context=conn.trace_parent, kind=_SERVER, attributes=attributes
-    )
-    holder = _Request(span)
-    previous, _active = _active, holder
-    token = _otel_context.attach(_otel_trace.set_span_in_context(span, conn.trace_parent))
+    return attributes
+
+
+def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: Callable[..., None]) -> None:
+    """Run ``dispatch(req, parsed)`` in the scope of a SERVER span ``RES <action>``."""
+    global _active
+    parent = conn.trace_parent
+    bound = _root_bound
+    if bound is not None and not parent and ((bits := _getrandbits(192)) >> 64) & _MASK64 >= bound:
+        # a root the sampler drops (the most common case with head sampling): decided inline
+        span: Any = _Dropped((bits >> 64) or 1, (bits & _MASK64) or 1, _RANDOM_TRACE_ID)
+        scope = _Scope(span, None, False)
+    else:
+        if _eager_attributes:
+            span = _start("RES " + parsed.action, _SERVER, parent, _res_attributes(conn, req, parsed))
+        else:
+            span = _start("RES " + parsed.action, _SERVER, parent, None)
+            if span.is_recording():
+                span.set_attributes(_res_attributes(conn, req, parsed))
+        scope = _Scope(span, parent, span.is_recording())
+    previous, _active = _active, scope
     try:
         dispatch(req, parsed)
     except BaseException as exc:
         _record_failure(span, exc)
         raise
     finally:
-        _otel_context.detach(token)
         _active = previous
-        if holder.tasks == 0:
-            span.end()
-
-
-def bind_task(task: asyncio.Task[None]) -> None:
-    """Keep the running request's span open until ``task`` (spawned by the request) is done."""
-    holder = _active
-    if holder is not None:
-        holder.tasks += 1
-        task.add_done_callback(holder.task_done)
+        scope.release()
 
 
 # --- NATS requests -----------------------------------------------------------------------------------
 
-
 def nats_request(
-    subject: str, callback: Callable[[bytes | None, ResError | None], None], headers: dict[str, str] | None
-) -> tuple[Callable[[bytes | None, ResError | None], None], dict[str, str]]:
-    """Start a CLIENT span for a NATS request: (callback that ends it, headers with the trace)."""
-    parent = _otel_context.get_current()
-    span = _tracer.start_span(
-        "NATS " + subject,
-        context=parent,
-        kind=_CLIENT,
-        attributes={
-            "messaging.system": "nats",
-            "messaging.operation.type": "send",
-            "messaging.destination.name": subject,
-        },
-    )
-    carrier = inject(span, headers)
+    subject: str, callback: ReplyCallback, headers: dict[str, str] | None
+) -> tuple[ReplyCallback, dict[str, str]]:
+    """Start a CLIENT span for a NATS request: (callback that ends it, headers with the trace).
+
+    In a sampled-out scope the request gets no span, only the scope's trace headers (sampled flag
+    off), so services sampling by their parent drop it too."""
+    scope = _active
+    if scope is None:
+        scope = _scope_here()
+        if scope is None:
+            return _unscoped_nats_request(subject, callback, headers)
+    span: Any = None
+    if scope.recording or not _children_follow:
+        ctx = scope.context()
+        span = _tracer.start_span("NATS " + subject, context=ctx, kind=_CLIENT, attributes=_nats_attributes(subject))
+        carrier = dict(headers) if headers else {}
+        _propagator.inject(carrier, context=_otel_trace.set_span_in_context(span, ctx))
+    else:
+        carrier = scope.trace_headers(headers)
+    scope.pending += 1
 
     def done(data: bytes | None, err: ResError | None) -> None:
-        if err is not None:
-            span.set_attribute("res.error.code", err.code)
-            span.set_status(_Status(_ERROR, err.message))
-        span.end()
-        token = _otel_context.attach(parent)
+        global _active
+        if span is not None:
+            if err is not None:
+                _nats_failure(span, err)
+            span.end()
+        previous, _active = _active, scope
         try:
             callback(data, err)
         finally:
-            _otel_context.detach(token)
+            _active = previous
+            scope.pending -= 1
+            if not scope.pending:
+                scope.span.end()
+
+    return done, carrier
+
+
+def _nats_attributes(subject: str) -> dict[str, Any]:
+    return {"messaging.system": "nats", "messaging.operation.type": "send", "messaging.destination.name": subject}
+
+
+def _nats_failure(span: Any, err: ResError) -> None:
+    if span.is_recording():
+        span.set_attribute("res.error.code", err.code)
+        span.set_status(_Status(_ERROR, err.message))
+
+
+def _unscoped_nats_request(
+    subject: str, callback: ReplyCallback, headers: dict[str, str] | None
+) -> tuple[ReplyCallback, dict[str, str]]:
+    """A NATS request made outside any request or event (a timer, a deferred load): a span of its own
+    under the current OpenTelemetry context (usually a root), which is also the scope its reply
+    callback runs in."""
+    parent = _otel_context.get_current()
+    if _eager_attributes:
+        span = _start("NATS " + subject, _CLIENT, parent, _nats_attributes(subject))
+    else:
+        span = _start("NATS " + subject, _CLIENT, parent, None)
+        if span.is_recording():
+            span.set_attributes(_nats_attributes(subject))
+    # its scope's initial hold is never released: the span ends at the reply
+    scope = _Scope(span, parent, span.is_recording())
+    carrier = scope.trace_headers(headers)
+
+    def done(data: bytes | None, err: ResError | None) -> None:
+        global _active
+        if err is not None:
+            _nats_failure(span, err)
+        span.end()
+        previous, _active = _active, scope
+        try:
+            callback(data, err)
+        finally:
+            _active = previous
 
     return done, carrier
 
@@ -335,55 +708,65 @@ def nats_request(
 
 
 async def http_request(request: web.BaseRequest, serve: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Run ``serve()`` inside a SERVER span ``HTTP <verb>``, a child of an incoming ``traceparent``."""
+    """Run ``serve()`` in the scope of a SERVER span ``HTTP <verb>``, a child of an incoming ``traceparent``."""
     parent = extract(request.headers)
-    span = _tracer.start_span(
-        "HTTP " + request.method,
-        context=parent,
-        kind=_SERVER,
-        attributes={
-            "http.request.method": request.method,
-            "url.path": request.path,
-            "url.scheme": request.scheme,
-        },
-    )
-    token = _otel_context.attach(_otel_trace.set_span_in_context(span, parent))
+    attributes = {"http.request.method": request.method, "url.path": request.path, "url.scheme": request.scheme}
+    span = _start("HTTP " + request.method, _SERVER, parent, attributes if _eager_attributes else None)
+    if not _eager_attributes and span.is_recording():
+        span.set_attributes(attributes)
+    scope = _Scope(span, parent, span.is_recording())
+    task = _current_task()
+    previous = _task_scopes.get(task) if task is not None else None
+    if task is not None:
+        _task_scopes[task] = scope
     try:
         response = await serve()
-        span.set_attribute("http.response.status_code", response.status)
-        if response.status >= 500:
-            span.set_status(_Status(_ERROR))
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(_Status(_ERROR))
         return response
     except BaseException as exc:
         _record_failure(span, exc)
         raise
     finally:
-        _otel_context.detach(token)
-        span.end()
+        if task is not None:
+            if previous is None:
+                _task_scopes.pop(task, None)
+            else:
+                _task_scopes[task] = previous
+        scope.release()
 
 
 # --- service events ----------------------------------------------------------------------------------
 
 
+def _event_attributes(cache: Cache, name: str, event: str) -> dict[str, Any]:
+    return {
+        "messaging.system": "nats",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": "event." + name + "." + event,
+        "res.event.subscribers": cache.subscriber_count(name, event),
+    }
+
+
 def service_event(cache: Cache, name: str, event: str, data: bytes) -> None:
-    """Handle a service event (``cache.handle_event``) inside a span ``event <name>.<event>``."""
-    span = _tracer.start_span(
-        "event " + name + "." + event,
-        context=_otel_context.Context(),
-        kind=_CONSUMER,
-        attributes={
-            "messaging.system": "nats",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": "event." + name + "." + event,
-            "res.event.subscribers": cache.subscriber_count(name, event),
-        },
-    )
-    token = _otel_context.attach(_otel_trace.set_span_in_context(span))
+    """Handle a service event (``cache.handle_event``) in the scope of a span ``event <name>.<event>``
+    (a root: events carry no trace context)."""
+    global _active
+    if _eager_attributes:
+        span = _start("event " + name + "." + event, _CONSUMER, _ROOT_CONTEXT, _event_attributes(cache, name, event))
+    else:
+        span = _start("event " + name + "." + event, _CONSUMER, _ROOT_CONTEXT, None)
+        if span.is_recording():
+            span.set_attributes(_event_attributes(cache, name, event))
+    scope = _Scope(span, None, span.is_recording())
+    previous, _active = _active, scope
     try:
         cache.handle_event(name, event, data)
     except BaseException as exc:
         _record_failure(span, exc)
         raise
     finally:
-        _otel_context.detach(token)
-        span.end()
+        _active = previous
+        scope.release()

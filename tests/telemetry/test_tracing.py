@@ -430,3 +430,220 @@ def test_off_path_costs_one_check() -> None:
     n = 10_000
     seconds = timeit.timeit("if tracing.enabled: raise AssertionError", globals={"tracing": tracing}, number=n)
     assert seconds / n < 5e-6  # generous bound: a module attribute read and a branch
+
+
+# --- sampling -------------------------------------------------------------------------------------------
+
+
+def _flags(headers: dict[str, str] | None) -> tuple[str, str, int]:
+    """(trace id, parent id, flags) of a ``traceparent``."""
+    assert headers is not None and "traceparent" in headers, f"no traceparent in {headers}"
+    version, trace_id, span_id, flags = headers["traceparent"].split("-")
+    assert version == "00" and len(trace_id) == 32 and len(span_id) == 16
+    return trace_id, span_id, int(flags, 16)
+
+
+async def test_sampled_out_requests_still_propagate_the_trace(
+    gateway_factory: GatewayFactory,
+    service: FakeService,
+    recorder: HeaderRecorder,
+    otlp_http: Receiver,
+    otel_env: pytest.MonkeyPatch,
+) -> None:
+    """Head sampling that keeps nothing: no span is exported, yet every NATS request carries
+    ``traceparent`` with the sampled flag off, one trace id per client request."""
+    tracing.shutdown()
+    otel_env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    assert tracing.configure(None) is True
+    gw = await gateway_factory()
+    client = await connect(gw)
+    await _subscribe_callable(client, service, "test.model")
+    pending = await client.send("call.test.model.method", {"value": 1})
+    await (await service.expect_request("call.test.model.method")).ok(None)
+    await pending.response()
+    await recorder.wait(3)
+
+    [access] = recorder.headers("access.test.model")
+    [get] = recorder.headers("get.test.model")
+    [call] = recorder.headers("call.test.model.method")
+    for headers in (access, get, call):
+        assert _flags(headers)[2] & 0x01 == 0  # not sampled
+    assert _flags(access)[0] == _flags(get)[0]  # the subscribe's requests: one trace
+    assert _flags(call)[0] != _flags(access)[0]  # the call: a trace of its own
+    assert await otlp_http.spans() == []
+
+
+async def test_unsampled_upgrade_context_is_honoured(
+    gateway_factory: GatewayFactory, service: FakeService, recorder: HeaderRecorder, otlp_http: Receiver
+) -> None:
+    """The default sampler (parentbased_always_on) follows a client that says "not sampled": no spans,
+    and the client's trace id, tracestate and sampled=0 go on to the services."""
+    gw = await gateway_factory()
+    client = await connect(gw, headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00", "tracestate": TRACESTATE})
+    await _subscribe_callable(client, service, "test.model")
+    await recorder.wait(2)
+    for subject in ("access.test.model", "get.test.model"):
+        [headers] = recorder.headers(subject)
+        trace_id, span_id, flags = _flags(headers)
+        assert (trace_id, flags) == (TRACE_ID, 0)
+        assert span_id != PARENT_ID  # the gateway's (unrecorded) request span
+        assert headers is not None and headers.get("tracestate") == TRACESTATE
+    assert await otlp_http.spans() == []
+
+
+async def test_call_uses_no_task_and_keeps_its_trace_when_access_comes_late(
+    gateway_factory: GatewayFactory, service: FakeService, otlp_http: Receiver
+) -> None:
+    """A call waits for the access request of a subscribe still in flight: when that reply comes, the
+    call's NATS request is still a child of the call's span (not of the subscribe's), and no task
+    serves the call (the callback path, as with tracing off)."""
+    gw = await gateway_factory()
+    client = await connect(gw)
+    subscribing = await client.send("subscribe.test.model")
+    reqs = await service.requests(2)
+    calling = await client.send("call.test.model.method")
+    await service.expect_no_request(0.05)  # the call waits for the subscription's access
+    [conn] = gw.gateway.connections.values()
+    call_tasks = [t for t in conn.tasks if "_finish_subscribe" not in repr(t.get_coro())]
+    assert call_tasks == []
+    await reqs.get("access.test.model").ok({"get": True, "call": "*"})
+    await (await service.expect_request("call.test.model.method")).ok({"x": 1})
+    await reqs.get("get.test.model").json(get_reply("test.model"))
+    await subscribing.response()
+    await calling.response()
+
+    spans = await otlp_http.spans()
+    sub, call = Receiver.one(spans, "RES subscribe"), Receiver.one(spans, "RES call")
+    nats_call = Receiver.one(spans, "NATS call.test.model.method")
+    assert (nats_call.trace_id, nats_call.parent_id) == (call.trace_id, call.span_id)
+    assert call.trace_id != sub.trace_id
+    assert call.end >= nats_call.end  # the call's span lasted until the reply was handled
+
+
+async def test_sampled_out_event_builds_no_attributes(
+    gateway_factory: GatewayFactory,
+    service: FakeService,
+    otlp_http: Receiver,
+    otel_env: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fan-out with head sampling: a sampled-out event creates no span and does not count its
+    subscribers; the event is delivered all the same."""
+    tracing.shutdown()
+    otel_env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    assert tracing.configure(None) is True
+    gw = await gateway_factory()
+    client = await connect(gw)
+    await subscribe(client, service, "test.model")
+
+    def no_count(*args: Any) -> int:
+        raise AssertionError("subscriber_count called for a sampled-out event")
+
+    monkeypatch.setattr(gw.gateway.cache, "subscriber_count", no_count)
+    await service.event("test.model", "change", {"values": {"string": "bar"}})
+    await client.expect_event("test.model.change")
+    assert await otlp_http.spans() == []
+
+
+def test_root_sampling_agrees_with_the_sdk(otel_env: pytest.MonkeyPatch) -> None:
+    """Roots sampled out before the SDK is asked: the same decision the SDK's ratio sampler takes for
+    the same trace id, and a sampled root keeps the trace id the decision was taken on."""
+    from opentelemetry.sdk.trace import sampling
+
+    sampler = sampling.ParentBasedTraceIdRatio(0.5)
+    tracing.setup(exporter=_NullExporter(), simple=True, sampler=sampler)
+    assert tracing._root_bound == sampler._root.bound  # the fast path is on for this sampler
+    recorded = dropped = 0
+    for _ in range(400):
+        span = tracing._start("RES call", tracing._SERVER, tracing.extract({}), None)
+        ctx = span.get_span_context()
+        decision = sampler.should_sample(None, ctx.trace_id, "RES call").decision
+        assert span.is_recording() == decision.is_sampled()
+        assert ctx.trace_flags & 0x02  # random trace id, as the SDK marks it
+        if span.is_recording():
+            recorded += 1
+            span.end()
+        else:
+            dropped += 1
+            assert isinstance(span, tracing._Dropped)
+            header = tracing._Scope(span, None, False).trace_headers(None)["traceparent"]
+            assert header == f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-02"
+    assert recorded > 100 and dropped > 100
+
+
+def test_sampler_settings(otel_env: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace import sampling
+
+    assert tracing.sampler_from_env({}) is sampling.DEFAULT_ON  # parentbased_always_on
+    assert tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "always_on"}) is sampling.ALWAYS_ON
+    ratio = tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"})
+    assert isinstance(ratio, sampling.ParentBasedTraceIdRatio) and ratio._root.rate == 0.01
+    assert tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "x"}).rate == 1.0
+    assert tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "nonsense"}) is sampling.DEFAULT_ON
+    # What the hooks may skip for each sampler: (root bound, children follow, eager attributes).
+    assert tracing._analyse_sampler(sampling.ALWAYS_ON) == (None, True, True)
+    assert tracing._analyse_sampler(sampling.DEFAULT_ON) == (1 << 64, True, True)
+    assert tracing._analyse_sampler(sampling.DEFAULT_OFF) == (0, True, False)
+    assert tracing._analyse_sampler(ratio) == (ratio._root.bound, True, False)
+    custom = sampling.ParentBased(sampling.ALWAYS_ON, local_parent_not_sampled=sampling.ALWAYS_ON)
+    assert tracing._analyse_sampler(custom) == (None, False, True)  # unknown: the SDK decides all
+
+
+class _NullExporter:
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 0) -> bool:
+        return True
+
+
+async def test_http_request_not_sampled_by_its_client(
+    gateway_factory: GatewayFactory, service: FakeService, recorder: HeaderRecorder, otlp_http: Receiver
+) -> None:
+    gw = await gateway_factory()
+    async with aiohttp.ClientSession() as session:
+        get = asyncio.ensure_future(
+            session.get(f"{gw.http_url}/api/test/model", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"})
+        )
+        reqs = await service.requests(2)
+        await reqs.get("access.test.model").ok({"get": True})
+        await reqs.get("get.test.model").json(get_reply("test.model"))
+        async with await get as resp:
+            assert resp.status == 200
+    await recorder.wait(2)
+    for subject in ("access.test.model", "get.test.model"):
+        [headers] = recorder.headers(subject)
+        assert _flags(headers)[0::2] == (TRACE_ID, 0)
+    assert await otlp_http.spans() == []
+
+
+async def test_request_outside_any_scope(otel_env: pytest.MonkeyPatch) -> None:
+    """A NATS request made outside a request or event (a timer): a root span of its own, ended by the
+    reply; requests its reply callback makes are its children."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tracing.setup(exporter=exporter, simple=True)
+    seen: list[dict[str, str]] = []
+
+    def on_reply(data: bytes | None, err: Any) -> None:
+        done, headers = tracing.nats_request("get.test.child", lambda d, e: None, None)
+        seen.append(headers)
+        done(b"{}", None)
+
+    done, headers = tracing.nats_request("get.test.parent", on_reply, {"x": "y"})
+    assert headers["x"] == "y"
+    done(b"{}", None)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    parent, child = spans["NATS get.test.parent"], spans["NATS get.test.child"]
+    assert parent.parent is None
+    assert child.parent is not None and child.parent.span_id == parent.context.span_id
+    assert child.context.trace_id == parent.context.trace_id
+    assert _flags(seen[0])[1] == f"{child.context.span_id:016x}"
