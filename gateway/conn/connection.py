@@ -327,13 +327,14 @@ class Connection:
             payload = service.call_payload(self.cid, self.token, params, query, self.is_http)
             self.mq.request("call." + name + "." + method, payload, on_reply)
 
-        # With tracing, another request's access reply may deliver it: it keeps the call's trace.
-        access_done = tracing.bind(on_access) if tracing.enabled else on_access
         sub = self.subs.get(rid)
         if sub is not None and not sub.disposed:
-            sub.get_access(access_done)
+            if tracing.enabled and sub.access is None:  # another request's access reply may answer it
+                sub.get_access(tracing.bind(on_access))  # ... and the call keeps its own trace
+            else:
+                sub.get_access(on_access)
         else:
-            self.request_access(name, query, access_done)
+            self.request_access(name, query, on_access)
 
     async def _answer_resource(self, req_id: int, rid: str) -> None:
         """Subscribe a resource response's rid and answer with it (errors go in ``errors``)."""

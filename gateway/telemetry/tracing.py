@@ -515,7 +515,7 @@ class _Scope:
 
     def release(self) -> None:
         self.pending -= 1
-        if self.pending == 0:
+        if self.pending == 0 and self.recording:  # (ending a span that records nothing does nothing)
             self.span.end()
 
     def task_done(self, task: asyncio.Task[Any]) -> None:
@@ -576,7 +576,7 @@ def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
         finally:
             _active = previous
             scope.pending -= 1
-            if not scope.pending:
+            if not scope.pending and scope.recording:
                 scope.span.end()
 
     scope.pending += 1
@@ -657,7 +657,7 @@ def nats_request(
         finally:
             _active = previous
             scope.pending -= 1
-            if not scope.pending:
+            if not scope.pending and scope.recording:
                 scope.span.end()
 
     return done, carrier
