@@ -574,18 +574,24 @@ def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
             return callback
 
     def run(a: _A, b: _B) -> None:
-        global _active
-        previous, _active = _active, scope
-        try:
-            callback(a, b)
-        finally:
-            _active = previous
-            scope.pending -= 1
-            if not scope.pending and scope.recording:
-                scope.span.end()
+        _run_in(scope, callback, a, b)
 
     scope.pending += 1
     return run
+
+
+def _run_in(scope: _Scope, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
+    """Run ``callback(a, b)`` as part of ``scope``, then release the hold the caller took on it
+    (``scope.pending``); the scope's span ends when nothing of it is pending any more."""
+    global _active
+    previous, _active = _active, scope
+    try:
+        callback(a, b)
+    finally:
+        _active = previous
+        scope.pending -= 1
+        if not scope.pending and scope.recording:
+            scope.span.end()
 
 
 # --- WebSocket requests ------------------------------------------------------------------------------
@@ -651,19 +657,11 @@ def nats_request(
     scope.pending += 1
 
     def done(data: bytes | None, err: ResError | None) -> None:
-        global _active
         if span is not None:
             if err is not None:
                 _nats_failure(span, err)
             span.end()
-        previous, _active = _active, scope
-        try:
-            callback(data, err)
-        finally:
-            _active = previous
-            scope.pending -= 1
-            if not scope.pending and scope.recording:
-                scope.span.end()
+        _run_in(scope, callback, data, err)
 
     return done, carrier
 

@@ -435,6 +435,14 @@ def test_off_path_costs_one_check() -> None:
 # --- sampling -------------------------------------------------------------------------------------------
 
 
+def _sample_nothing(otel_env: pytest.MonkeyPatch) -> None:
+    """Tracing on with head sampling that keeps no trace (ratio 0)."""
+    tracing.shutdown()
+    otel_env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    assert tracing.configure(None) is True
+
+
 def _flags(headers: dict[str, str] | None) -> tuple[str, str, int]:
     """(trace id, parent id, flags) of a ``traceparent``."""
     assert headers is not None and "traceparent" in headers, f"no traceparent in {headers}"
@@ -452,10 +460,7 @@ async def test_sampled_out_requests_still_propagate_the_trace(
 ) -> None:
     """Head sampling that keeps nothing: no span is exported, yet every NATS request carries
     ``traceparent`` with the sampled flag off, one trace id per client request."""
-    tracing.shutdown()
-    otel_env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
-    assert tracing.configure(None) is True
+    _sample_nothing(otel_env)
     gw = await gateway_factory()
     client = await connect(gw)
     await _subscribe_callable(client, service, "test.model")
@@ -530,10 +535,7 @@ async def test_sampled_out_event_builds_no_attributes(
 ) -> None:
     """Fan-out with head sampling: a sampled-out event creates no span and does not count its
     subscribers; the event is delivered all the same."""
-    tracing.shutdown()
-    otel_env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
-    assert tracing.configure(None) is True
+    _sample_nothing(otel_env)
     gw = await gateway_factory()
     client = await connect(gw)
     await subscribe(client, service, "test.model")
