@@ -49,7 +49,7 @@ with tracing off they pay one attribute read and branch, create no span object a
   (or event) being handled, with ``traceparent``/``tracestate`` injected into the message headers;
   it ends when the reply, a timeout or an error arrives, and the reply is handled in the requester's
   scope (so reference gets a reply causes stay in the same trace).
-* ``api.handler`` → ``http_request``: a SERVER span ``HTTP <verb>`` honouring an incoming
+* ``api.handler`` and ``fasthttp.FrontProtocol`` → ``http_request``: a SERVER span ``HTTP <verb>`` honouring an incoming
   ``traceparent``.
 * ``Cache.on_event`` → ``service_event``: a span ``event <name>.<event>`` with the number of
   subscriptions the event fans out to (``res.event.subscribers``).
@@ -72,11 +72,9 @@ import logging
 import os
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from gateway.cache.cache import Cache
     from gateway.conn.connection import Connection
     from gateway.protocol.client import Request
@@ -88,6 +86,14 @@ if TYPE_CHECKING:
 _A = TypeVar("_A")
 _B = TypeVar("_B")
 log = logging.getLogger(__name__)
+
+
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> int: ...
+
+
+_Response = TypeVar("_Response", bound=_HasStatus)
 
 #: True while a tracer is installed; every hook point checks this first.
 enabled = False
@@ -710,8 +716,11 @@ def _unscoped_nats_request(
 # --- HTTP API requests -------------------------------------------------------------------------------
 
 
-async def http_request(request: web.BaseRequest, serve: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Run ``serve()`` in the scope of a SERVER span ``HTTP <verb>``, a child of an incoming ``traceparent``."""
+async def http_request(request: Any, serve: Callable[[], Awaitable[_Response]]) -> _Response:
+    """Run ``serve()`` in the scope of a SERVER span ``HTTP <verb>``, a child of an incoming ``traceparent``.
+
+    ``request``: aiohttp's request or ``web.fasthttp.FastRequest`` (``headers``, ``method``,
+    ``path``, ``scheme``); the response has a ``status``."""
     parent = extract(request.headers)
     attributes = {"http.request.method": request.method, "url.path": request.path, "url.scheme": request.scheme}
     span = _start("HTTP " + request.method, _SERVER, parent, attributes if _eager_attributes else None)

@@ -71,6 +71,15 @@ class FastRequest:
     def host(self) -> str:
         return self.headers.get("Host", "")
 
+    @property
+    def path(self) -> str:
+        return self.raw_path.partition("?")[0]  # no percent-escapes on the fast path
+
+    @property
+    def scheme(self) -> str:
+        transport = self.transport
+        return "https" if transport is not None and transport.get_extra_info("sslcontext") else "http"
+
     async def read(self) -> bytes:
         return b""  # only requests without a body are taken
 
@@ -218,7 +227,7 @@ class FrontProtocol(asyncio.Protocol):
                 self._resume_reading()
             return
         parsed = parse_head(bytes(self._buffer[:end]), self._server.api_path, self._server.ws_path)
-        if parsed is None or tracing.enabled:  # aiohttp's path makes the HTTP spans
+        if parsed is None:
             self._hand_over()
             return
         del self._buffer[: end + 4]
@@ -231,7 +240,11 @@ class FrontProtocol(asyncio.Protocol):
 
     async def _answer(self, request: FastRequest, head_only: bool) -> None:
         try:
-            resp = await api.serve(self._server.gateway, request)
+            gateway = self._server.gateway
+            if tracing.enabled:
+                resp = await tracing.http_request(request, lambda: api.serve(gateway, request))
+            else:
+                resp = await api.serve(gateway, request)
             data = encode_response(resp, head_only, self._closing)
         except Exception:
             log.exception("HTTP API request %s %s failed", request.method, request.raw_path[:200])

@@ -320,7 +320,9 @@ async def test_http_request_honours_incoming_traceparent(
     assert (http.trace_id, http.parent_id) == (TRACE_ID, PARENT_ID)
     assert http.attributes["http.request.method"] == "GET"
     assert http.attributes["url.path"] == "/api/test/model"
+    assert http.attributes["url.scheme"] == "http"
     assert http.attributes["http.response.status_code"] == 200
+    assert gw.gateway._runner.server.fast_requests == 1  # answered by gateway.web.fasthttp
     for subject in ("access.test.model", "get.test.model"):
         span = Receiver.one(spans, "NATS " + subject)
         assert (span.trace_id, span.parent_id) == (TRACE_ID, http.span_id)
