@@ -49,7 +49,7 @@ with tracing off they pay one attribute read and branch, create no span object a
   (or event) being handled, with ``traceparent``/``tracestate`` injected into the message headers;
   it ends when the reply, a timeout or an error arrives, and the reply is handled in the requester's
   scope (so reference gets a reply causes stay in the same trace).
-* ``api.handler`` and ``fasthttp.FrontProtocol`` → ``http_request``: a SERVER span ``HTTP <verb>`` honouring an incoming
+* ``api.serve`` (both HTTP front ends) → ``http_request``: a SERVER span ``HTTP <verb>`` honouring an incoming
   ``traceparent``.
 * ``Cache.on_event`` → ``service_event``: a span ``event <name>.<event>`` with the number of
   subscriptions the event fans out to (``res.event.subscribers``).

@@ -72,23 +72,19 @@ _JSON_WS = b" \t\r\n"
 def handler(gateway: Gateway) -> Handler:
     """The API request handler for aiohttp (``server.make_server``)."""
 
-    async def serve(request: web.BaseRequest) -> web.StreamResponse:
-        return (await _ApiRequest(gateway, request).serve()).to_aiohttp()
-
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        if tracing.enabled:
-            resp = await tracing.http_request(request, lambda: serve(request))
-        else:
-            resp = await serve(request)
-        gateway.metrics.http_response(resp.status)
-        return resp
+        return (await serve(gateway, request)).to_aiohttp()
 
     return handle
 
 
 async def serve(gateway: Gateway, request: ApiRequest) -> ApiResponse:
-    """Answer one API request (for front ends other than aiohttp's; tracing is their business)."""
-    resp = await _ApiRequest(gateway, request).serve()
+    """Answer one API request (in an ``HTTP <verb>`` span when tracing is on); both front ends
+    call this."""
+    if tracing.enabled:
+        resp = await tracing.http_request(request, _ApiRequest(gateway, request).serve)
+    else:
+        resp = await _ApiRequest(gateway, request).serve()
     gateway.metrics.http_response(resp.status)
     return resp
 

@@ -30,7 +30,6 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.protocol import errors
-from gateway.telemetry import tracing
 from gateway.web import api
 from gateway.web.api import JSON_CONTENT_TYPE, ApiResponse
 
@@ -240,11 +239,7 @@ class FrontProtocol(asyncio.Protocol):
 
     async def _answer(self, request: FastRequest, head_only: bool) -> None:
         try:
-            gateway = self._server.gateway
-            if tracing.enabled:
-                resp = await tracing.http_request(request, lambda: api.serve(gateway, request))
-            else:
-                resp = await api.serve(gateway, request)
+            resp = await api.serve(self._server.gateway, request)
             data = encode_response(resp, head_only, self._closing)
         except Exception:
             log.exception("HTTP API request %s %s failed", request.method, request.raw_path[:200])
