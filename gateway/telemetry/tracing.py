@@ -595,9 +595,7 @@ def _run_in(scope: _Scope, callback: Callable[[_A, _B], None], a: _A, b: _B) -> 
         callback(a, b)
     finally:
         _active = previous
-        scope.pending -= 1
-        if not scope.pending and scope.recording:
-            scope.span.end()
+        scope.release()
 
 
 # --- WebSocket requests ------------------------------------------------------------------------------
