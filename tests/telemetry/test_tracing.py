@@ -299,13 +299,11 @@ async def test_references_and_errors_stay_in_the_request_trace(
     assert timed_out.parent_id == Receiver.one(spans, "RES auth").span_id
 
 
-async def test_http_request_honours_incoming_traceparent(
-    gateway_factory: GatewayFactory, service: FakeService, recorder: HeaderRecorder, otlp_http: Receiver
-) -> None:
-    gw = await gateway_factory()
+async def _get_model_over_http(gw: Any, service: FakeService, recorder: HeaderRecorder, traceparent: str) -> None:
+    """GET /api/test/model with ``traceparent``, answering its access and get requests."""
     async with aiohttp.ClientSession() as session:
         get = asyncio.ensure_future(
-            session.get(f"{gw.http_url}/api/test/model", headers={"traceparent": TRACEPARENT})
+            session.get(f"{gw.http_url}/api/test/model", headers={"traceparent": traceparent})
         )
         reqs = await service.requests(2)
         await reqs.get("access.test.model").ok({"get": True})
@@ -313,6 +311,13 @@ async def test_http_request_honours_incoming_traceparent(
         async with await get as resp:
             assert resp.status == 200
     await recorder.wait(2)
+
+
+async def test_http_request_honours_incoming_traceparent(
+    gateway_factory: GatewayFactory, service: FakeService, recorder: HeaderRecorder, otlp_http: Receiver
+) -> None:
+    gw = await gateway_factory()
+    await _get_model_over_http(gw, service, recorder, TRACEPARENT)
 
     spans = await otlp_http.spans()
     http = Receiver.one(spans, "HTTP GET")
@@ -612,16 +617,7 @@ async def test_http_request_not_sampled_by_its_client(
     gateway_factory: GatewayFactory, service: FakeService, recorder: HeaderRecorder, otlp_http: Receiver
 ) -> None:
     gw = await gateway_factory()
-    async with aiohttp.ClientSession() as session:
-        get = asyncio.ensure_future(
-            session.get(f"{gw.http_url}/api/test/model", headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"})
-        )
-        reqs = await service.requests(2)
-        await reqs.get("access.test.model").ok({"get": True})
-        await reqs.get("get.test.model").json(get_reply("test.model"))
-        async with await get as resp:
-            assert resp.status == 200
-    await recorder.wait(2)
+    await _get_model_over_http(gw, service, recorder, f"00-{TRACE_ID}-{PARENT_ID}-00")
     for subject in ("access.test.model", "get.test.model"):
         [headers] = recorder.headers(subject)
         assert _flags(headers)[0::2] == (TRACE_ID, 0)
