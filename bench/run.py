@@ -928,7 +928,7 @@ def b7(args: argparse.Namespace, logdir: Path, results: dict[str, Any]) -> dict[
             dropped = sum(1 for r in runs[sub][key] if r.get("spans_dropped"))
             if dropped:
                 note += (
-                    f" {sub} with {label}: the gateway logged \"Queue full, dropping Span\" in {dropped} of "
+                    f' {sub} with {label}: the gateway logged "Queue full, dropping Span" in {dropped} of '
                     f"{len(runs[sub][key])} runs (the exporter fell behind and spans were dropped, so that "
                     "figure understates the cost of exporting every span)."
                 )

@@ -71,8 +71,12 @@ async def main(n: int, rounds: int) -> None:
         hooked.append(_time(with_hook, n))
         bare.append(_time(without_hook, n))
     h, b = statistics.median(hooked), statistics.median(bare)
-    print(f"version request, tracing off, hook in place : {h:8.1f} ns  (runs: {', '.join(f'{x:.0f}' for x in hooked)})")
-    print(f"version request, hook bypassed              : {b:8.1f} ns  (runs: {', '.join(f'{x:.0f}' for x in bare)})")
+    print(
+        f"version request, tracing off, hook in place : {h:8.1f} ns  (runs: {', '.join(f'{x:.0f}' for x in hooked)})"
+    )
+    print(
+        f"version request, hook bypassed              : {b:8.1f} ns  (runs: {', '.join(f'{x:.0f}' for x in bare)})"
+    )
     print(f"difference: {h - b:+.1f} ns per request ({(h - b) / b * 100:+.2f} %)")
     check = _time(lambda: tracing.enabled, n)
     print(f"one 'tracing.enabled' check (incl. the lambda call): {check:.1f} ns")

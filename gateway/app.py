@@ -95,7 +95,9 @@ class Gateway:
         if c.admin_port:
             await self._start_side("admin", admin.make_app(self), c.admin_port, None)
 
-    async def _start_side(self, what: str, app: web.Application, port: int, tls: ssl.SSLContext | None) -> None:
+    async def _start_side(
+        self, what: str, app: web.Application, port: int, tls: ssl.SSLContext | None
+    ) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, self.config.listen_host, port, reuse_address=True, ssl_context=tls).start()
@@ -158,7 +160,9 @@ class Gateway:
         rate = self.config.ws_close_rate
         closing = []
         for i, ws in enumerate(list(self.sockets.values())):
-            closing.append(asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY, message=b"going away")))
+            closing.append(
+                asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY, message=b"going away"))
+            )
             if rate and (i + 1) % max(rate // 20, 1) == 0:
                 await asyncio.sleep(max(rate // 20, 1) / rate)
         if closing:

@@ -34,15 +34,22 @@ TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
 #: Short level tags in log lines, as resgate prints them.
-_LEVEL_TAGS = {TRACE: "TRC", logging.DEBUG: "DBG", logging.INFO: "INF", logging.WARNING: "WRN",
-               logging.ERROR: "ERR", logging.CRITICAL: "ERR"}
+_LEVEL_TAGS = {
+    TRACE: "TRC",
+    logging.DEBUG: "DBG",
+    logging.INFO: "INF",
+    logging.WARNING: "WRN",
+    logging.ERROR: "ERR",
+    logging.CRITICAL: "ERR",
+}
 
 #: Where a local NATS server is looked for before an embedded one is started (the default natsUrl).
 DEFAULT_NATS_PROBE = ("127.0.0.1", 4222)
 
 #: Signals that stop the gateway gracefully (exit code 0), as in resgate.
 STOP_SIGNALS = tuple(
-    sig for sig in (getattr(signal, name, None) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"))
+    sig
+    for sig in (getattr(signal, name, None) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"))
     if sig is not None
 )
 
@@ -133,8 +140,12 @@ async def serve(config: Config) -> int:
     from gateway.app import Gateway
     from gateway.mq.embedded import EmbeddedNats, EmbeddedNatsError
 
-    log.info("Starting pyresgate v%s (resgate v%s compatible, RES protocol v%s)",
-             gateway.__version__, RESGATE_VERSION, PROTOCOL_VERSION)
+    log.info(
+        "Starting pyresgate v%s (resgate v%s compatible, RES protocol v%s)",
+        gateway.__version__,
+        RESGATE_VERSION,
+        PROTOCOL_VERSION,
+    )
     embedded: EmbeddedNats | None = None
     if await _wants_embedded_nats(config):
         try:
@@ -142,8 +153,11 @@ async def serve(config: Config) -> int:
         except EmbeddedNatsError as exc:
             log.error("No NATS server configured and the embedded one failed to start: %s", exc)
             return 1
-        log.info("No NATS URL configured and nothing listens on %s: started an embedded nats-server at %s",
-                 DEFAULT_NATS_URL, embedded.url)
+        log.info(
+            "No NATS URL configured and nothing listens on %s: started an embedded nats-server at %s",
+            DEFAULT_NATS_URL,
+            embedded.url,
+        )
         config = config.model_copy(update={"nats_url": embedded.url})
 
     loop = asyncio.get_running_loop()
@@ -225,9 +239,13 @@ async def _graceful_shutdown(gw: Any, config: Config, stop_requested: asyncio.Ev
         done, _ = await asyncio.wait({graceful, again}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
         if graceful in done:
             if (shutdown_error := graceful.exception()) is not None:
-                log.error("Graceful shutdown failed: %s", str(shutdown_error) or type(shutdown_error).__name__)
+                log.error(
+                    "Graceful shutdown failed: %s", str(shutdown_error) or type(shutdown_error).__name__
+                )
         else:
-            log.warning("%s: stopping at once", "Second stop signal" if again in done else "Shutdown took too long")
+            log.warning(
+                "%s: stopping at once", "Second stop signal" if again in done else "Shutdown took too long"
+            )
             graceful.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await graceful

@@ -125,7 +125,9 @@ class Config(BaseSettings):
         DEFAULT_CACHE_EVICTION_DELAY_MS,
         "Milliseconds an unused resource stays cached (resgate: fixed 5000)",
     )
-    admin_port: int = _key("adminPort", DEFAULT_ADMIN_PORT, "Admin port: health, readiness, metrics (0 = off)")
+    admin_port: int = _key(
+        "adminPort", DEFAULT_ADMIN_PORT, "Admin port: health, readiness, metrics (0 = off)"
+    )
     exit_on_nats_loss: bool = _key(
         "exitOnNatsLoss", False, "Exit with code 1 when the NATS connection is lost, as resgate does"
     )
@@ -142,8 +144,10 @@ class Config(BaseSettings):
         "shutdownTimeout", 10000, "Milliseconds a graceful shutdown may take before leftovers are cut"
     )
     tracing: bool = _key(
-        "tracing", False, "OpenTelemetry tracing, exported as the OTEL_* variables say (also on when "
-        "OTEL_TRACES_EXPORTER is set and not none)"
+        "tracing",
+        False,
+        "OpenTelemetry tracing, exported as the OTEL_* variables say (also on when "
+        "OTEL_TRACES_EXPORTER is set and not none)",
     )
 
     def __init__(self, **values: Any) -> None:
@@ -283,7 +287,11 @@ class Config(BaseSettings):
         return value
 
     @field_validator(
-        "reset_throttle", "reference_throttle", "cache_eviction_delay", "drain_period", "ws_close_rate",
+        "reset_throttle",
+        "reference_throttle",
+        "cache_eviction_delay",
+        "drain_period",
+        "ws_close_rate",
         "shutdown_timeout",
     )
     @classmethod
@@ -531,48 +539,148 @@ FLAGS: tuple[Flag, ...] = (
     Flag(("p", "port"), "port", _INT, "<port>", "HTTP port for client connections", _S),
     Flag(("w", "wspath"), "ws_path", _STR, "<path>", "WebSocket path for clients", _S),
     Flag(("a", "apipath"), "api_path", _STR, "<path>", "Web resource path for clients", _S),
-    Flag(("r", "reqtimeout"), "request_timeout", _INT, "<milliseconds>", "Timeout duration for NATS requests", _S),
+    Flag(
+        ("r", "reqtimeout"),
+        "request_timeout",
+        _INT,
+        "<milliseconds>",
+        "Timeout duration for NATS requests",
+        _S,
+    ),
     Flag(("u", "headauth"), "header_auth", _STR, "<method>", "Resource method for header authentication", _S),
-    Flag(("t", "wsheadauth"), "ws_header_auth", _STR, "<method>",
-         "Resource method for WebSocket header authentication", _S),
-    Flag(("m", "metricsport"), "metrics_port", _INT, "<port>", "HTTP port for OpenMetrics connections (0 = off)", _S),
+    Flag(
+        ("t", "wsheadauth"),
+        "ws_header_auth",
+        _STR,
+        "<method>",
+        "Resource method for WebSocket header authentication",
+        _S,
+    ),
+    Flag(
+        ("m", "metricsport"),
+        "metrics_port",
+        _INT,
+        "<port>",
+        "HTTP port for OpenMetrics connections (0 = off)",
+        _S,
+    ),
     Flag(("apiencoding",), "api_encoding", _STR, "<type>", "Encoding for web resources: json, jsonflat", _S),
     Flag(("creds",), "nats_creds", _STR, "<file>", "NATS User Credentials file", _S),
     Flag(("natscert",), "nats_cert", _STR, "<file>", "NATS Client certificate file", _S),
     Flag(("natskey",), "nats_key", _STR, "<file>", "NATS Client certificate key file", _S),
     Flag(("natsrootca",), "nats_root_cas", _LIST, "<file>", "NATS Root CA file(s) (repeatable)", _S),
-    Flag(("alloworigin",), "allow_origin", _LIST, "<origin>",
-         "Allowed origin: *, or <scheme>://<host>[:<port>] (repeatable)", _S),
-    Flag(("putmethod",), "put_method", _STR, "<methodName>", "Call method name mapped to HTTP PUT requests", _S),
-    Flag(("deletemethod",), "delete_method", _STR, "<methodName>",
-         "Call method name mapped to HTTP DELETE requests", _S),
-    Flag(("patchmethod",), "patch_method", _STR, "<methodName>",
-         "Call method name mapped to HTTP PATCH requests", _S),
+    Flag(
+        ("alloworigin",),
+        "allow_origin",
+        _LIST,
+        "<origin>",
+        "Allowed origin: *, or <scheme>://<host>[:<port>] (repeatable)",
+        _S,
+    ),
+    Flag(
+        ("putmethod",), "put_method", _STR, "<methodName>", "Call method name mapped to HTTP PUT requests", _S
+    ),
+    Flag(
+        ("deletemethod",),
+        "delete_method",
+        _STR,
+        "<methodName>",
+        "Call method name mapped to HTTP DELETE requests",
+        _S,
+    ),
+    Flag(
+        ("patchmethod",),
+        "patch_method",
+        _STR,
+        "<methodName>",
+        "Call method name mapped to HTTP PATCH requests",
+        _S,
+    ),
     Flag(("wscompression",), "ws_compression", _BOOL, "", "Enable WebSocket per message compression", _S),
-    Flag(("resetthrottle",), "reset_throttle", _INT, "<limit>",
-         "Max parallel requests sent on a system reset", _S),
-    Flag(("referencethrottle",), "reference_throttle", _INT, "<limit>",
-         "Max parallel requests when following references", _S),
+    Flag(
+        ("resetthrottle",),
+        "reset_throttle",
+        _INT,
+        "<limit>",
+        "Max parallel requests sent on a system reset",
+        _S,
+    ),
+    Flag(
+        ("referencethrottle",),
+        "reference_throttle",
+        _INT,
+        "<limit>",
+        "Max parallel requests when following references",
+        _S,
+    ),
     Flag(("tls",), "tls", _BOOL, "", "Enable TLS for HTTP", _SEC),
     Flag(("tlscert",), "cert_file", _STR, "<file>", "HTTP server certificate file", _SEC),
     Flag(("tlskey",), "key_file", _STR, "<file>", "Private key for HTTP server certificate", _SEC),
     Flag(("D", "debug"), "debug", _BOOL, "", "Enable debugging output", _LOG),
     Flag(("V", "trace"), "trace", _BOOL, "", "Enable trace logging", _LOG),
     Flag(("DV",), None, _BOOL, "", "Debug and trace", _LOG),
-    Flag(("adminport",), "admin_port", _INT, "<port>", "Admin port for health/readiness probes (0 = off)", _EXT),
-    Flag(("cacheevictiondelay",), "cache_eviction_delay", _INT, "<milliseconds>",
-         "How long an unused resource stays cached", _EXT),
-    Flag(("exitonnatsloss",), "exit_on_nats_loss", _BOOL, "", "Exit with code 1 when the NATS connection is lost", _EXT),
-    Flag(("workers",), "workers", _INT, "<n>",
-         "Gateway processes sharing the client port (SO_REUSEPORT)", _EXT),
-    Flag(("drainperiod",), "drain_period", _INT, "<milliseconds>",
-         "Keep serving this long after SIGTERM while unready", _EXT),
-    Flag(("wscloserate",), "ws_close_rate", _INT, "<per second>",
-         "WebSocket connections closed per second on shutdown (0 = all at once)", _EXT),
-    Flag(("shutdowntimeout",), "shutdown_timeout", _INT, "<milliseconds>",
-         "Upper bound for a graceful shutdown", _EXT),
-    Flag(("tracing",), "tracing", _BOOL, "", "Enable OpenTelemetry tracing (configured by OTEL_* variables)", _EXT),
-    Flag(("c", "config"), None, _STR, "<file>", "Configuration file (created with the settings if missing)", _COMMON),
+    Flag(
+        ("adminport",), "admin_port", _INT, "<port>", "Admin port for health/readiness probes (0 = off)", _EXT
+    ),
+    Flag(
+        ("cacheevictiondelay",),
+        "cache_eviction_delay",
+        _INT,
+        "<milliseconds>",
+        "How long an unused resource stays cached",
+        _EXT,
+    ),
+    Flag(
+        ("exitonnatsloss",),
+        "exit_on_nats_loss",
+        _BOOL,
+        "",
+        "Exit with code 1 when the NATS connection is lost",
+        _EXT,
+    ),
+    Flag(
+        ("workers",), "workers", _INT, "<n>", "Gateway processes sharing the client port (SO_REUSEPORT)", _EXT
+    ),
+    Flag(
+        ("drainperiod",),
+        "drain_period",
+        _INT,
+        "<milliseconds>",
+        "Keep serving this long after SIGTERM while unready",
+        _EXT,
+    ),
+    Flag(
+        ("wscloserate",),
+        "ws_close_rate",
+        _INT,
+        "<per second>",
+        "WebSocket connections closed per second on shutdown (0 = all at once)",
+        _EXT,
+    ),
+    Flag(
+        ("shutdowntimeout",),
+        "shutdown_timeout",
+        _INT,
+        "<milliseconds>",
+        "Upper bound for a graceful shutdown",
+        _EXT,
+    ),
+    Flag(
+        ("tracing",),
+        "tracing",
+        _BOOL,
+        "",
+        "Enable OpenTelemetry tracing (configured by OTEL_* variables)",
+        _EXT,
+    ),
+    Flag(
+        ("c", "config"),
+        None,
+        _STR,
+        "<file>",
+        "Configuration file (created with the settings if missing)",
+        _COMMON,
+    ),
     Flag(("h", "help"), None, _BOOL, "", "Show this message", _COMMON),
     Flag(("v", "version"), None, _BOOL, "", "Show version", _COMMON),
 )

@@ -49,7 +49,17 @@ class Workers:
         with os.fdopen(fd, "w") as f:
             f.write(self._config.to_json())
         # Flags win over the RESGATE_* variables the workers inherit.
-        argv = [sys.executable, "-m", "gateway", "-c", self._config_file, "--adminport", "0", "--metricsport", "0"]
+        argv = [
+            sys.executable,
+            "-m",
+            "gateway",
+            "-c",
+            self._config_file,
+            "--adminport",
+            "0",
+            "--metricsport",
+            "0",
+        ]
         for n in range(1, self._config.workers):
             env = {**os.environ, WORKER_ENV: str(n)}
             proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, env=env)

@@ -287,7 +287,9 @@ class Cache:
             elif event == "add":
                 ev = self._add(res, *service.decode_add(payload)) if self._is(res, False, event) else None
             elif event == "remove":
-                ev = self._remove(res, service.decode_remove(payload)) if self._is(res, False, event) else None
+                ev = (
+                    self._remove(res, service.decode_remove(payload)) if self._is(res, False, event) else None
+                )
             elif event == "delete":
                 self.delete(res)
                 return

@@ -263,7 +263,9 @@ class Connection:
         if err is not None:
             self._error(req.id, err)
             return
-        payload = service.call_payload(self.cid, self.token, client.params_or_null(req.params), query, self.is_http)
+        payload = service.call_payload(
+            self.cid, self.token, client.params_or_null(req.params), query, self.is_http
+        )
         data, err = await self.request("call." + name + ".new", payload)
         try:
             reply = service.reply_or_raise(data, err)
@@ -374,7 +376,9 @@ class Connection:
         """headerAuth / wsHeaderAuth: an auth request carrying the HTTP request's headers (no params,
         ``isHttp``). Errors, timeouts and malformed replies are ignored: None."""
         name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
-        payload = service.auth_payload(self.cid, self.token, None, query, self.info, is_http=True, with_params=False)
+        payload = service.auth_payload(
+            self.cid, self.token, None, query, self.info, is_http=True, with_params=False
+        )
         data, err = await self.request("auth." + name + "." + method, payload)
         if err is not None:
             return None
@@ -392,7 +396,9 @@ class Connection:
         payload = service.access_payload(self.cid, self.token, query, self.is_http)
         self.mq.request("access." + name, payload, done)
 
-    def request_access(self, name: str, query: str, callback: Callable[[Access | None, ResError | None], None]) -> None:
+    def request_access(
+        self, name: str, query: str, callback: Callable[[Access | None, ResError | None], None]
+    ) -> None:
         self._send_access(name, query, lambda reply: callback(reply[0], reply[1]))
 
     def access_with_meta(self, name: str, query: str) -> asyncio.Future[AccessWithMeta]:
@@ -476,7 +482,9 @@ class Connection:
             self.spawn_flush(sub)
         return groups
 
-    def send_with_resources(self, event: str, payload: dict[str, Any], roots: list[ClientSub]) -> list[ClientSub]:
+    def send_with_resources(
+        self, event: str, payload: dict[str, Any], roots: list[ClientSub]
+    ) -> list[ClientSub]:
         """Send an event carrying the resources of ``roots`` the client lacks; returns those sent."""
         groups, sent = graph.resource_set(self.subs, roots, legacy=self.legacy)
         payload.update(groups)

@@ -37,7 +37,9 @@ def first_loading(subs: Subs, roots: list[ClientSub]) -> ClientSub | None:
     return None
 
 
-def resource_set(subs: Subs, roots: list[ClientSub], *, legacy: bool) -> tuple[dict[str, Any], list[ClientSub]]:
+def resource_set(
+    subs: Subs, roots: list[ClientSub], *, legacy: bool
+) -> tuple[dict[str, Any], list[ClientSub]]:
     """The resource set for ``roots``: every loaded resource reachable from them that the client does
     not hold (marked held now, and returned so their queued events can follow), plus failed ones
     under ``errors`` (never held). Empty groups are left out."""

@@ -101,10 +101,14 @@ class EmbeddedNats:
         logfile = workdir / "nats-server.log"
         args = [
             executable,
-            "--addr", host,
-            "--port", str(port if port is not None else -1),
-            "--ports_file_dir", str(workdir),
-            "--log", str(logfile),
+            "--addr",
+            host,
+            "--port",
+            str(port if port is not None else -1),
+            "--ports_file_dir",
+            str(workdir),
+            "--log",
+            str(logfile),
         ]
         try:
             # Spawned from the event loop's thread on purpose: the parent-death signal set in

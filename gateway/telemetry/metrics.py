@@ -61,7 +61,9 @@ class _CacheCollector:
         resources, subscriptions = self._cache.sizes()
         yield GaugeMetricFamily("resgate_cache_resources", "Number of cached resources", value=resources)
         yield GaugeMetricFamily(
-            "resgate_cache_subscriptions", "Number of connection subscriptions on cached resources", value=subscriptions
+            "resgate_cache_subscriptions",
+            "Number of connection subscriptions on cached resources",
+            value=subscriptions,
         )
 
 

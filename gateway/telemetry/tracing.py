@@ -232,9 +232,11 @@ def setup(
     _root_bound, _children_follow, _eager_attributes = _analyse_sampler(provider.sampler)
     _w3c = _is_w3c(_propagator)
     enabled = True
-    log.info("Tracing enabled (%s; sampler %s)",
-             ", ".join(type(e).__module__ + "." + type(e).__name__ for e in exporters) or "no exporter",
-             provider.sampler.get_description())
+    log.info(
+        "Tracing enabled (%s; sampler %s)",
+        ", ".join(type(e).__module__ + "." + type(e).__name__ for e in exporters) or "no exporter",
+        provider.sampler.get_description(),
+    )
 
 
 def sampler_from_env(env: Mapping[str, str] | None = None) -> Any:
@@ -253,7 +255,9 @@ def sampler_from_env(env: Mapping[str, str] | None = None) -> Any:
         if not 0.0 <= rate <= 1.0:
             log.warning("OTEL_TRACES_SAMPLER_ARG %s is not within 0..1; using ratio 1.0", rate)
             rate = 1.0
-        cls = sampling.ParentBasedTraceIdRatio if name.startswith("parentbased") else sampling.TraceIdRatioBased
+        cls = (
+            sampling.ParentBasedTraceIdRatio if name.startswith("parentbased") else sampling.TraceIdRatioBased
+        )
         return cls(rate)
     samplers = {
         "always_on": sampling.ALWAYS_ON,
@@ -302,7 +306,11 @@ def _is_w3c(propagator: Any) -> bool:
     from opentelemetry.propagators.composite import CompositePropagator
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    parts = list(getattr(propagator, "_propagators", ())) if type(propagator) is CompositePropagator else [propagator]
+    parts = (
+        list(getattr(propagator, "_propagators", ()))
+        if type(propagator) is CompositePropagator
+        else [propagator]
+    )
     kinds = [type(p) for p in parts]
     return TraceContextTextMapPropagator in kinds and all(
         k in (TraceContextTextMapPropagator, W3CBaggagePropagator) for k in kinds
@@ -362,7 +370,9 @@ def _exporters_from_env(env: Mapping[str, str]) -> list[Any]:
 
             out.append(ConsoleSpanExporter())
         else:
-            log.warning("Unsupported OTEL_TRACES_EXPORTER value %r ignored (supported: otlp, console, none)", name)
+            log.warning(
+                "Unsupported OTEL_TRACES_EXPORTER value %r ignored (supported: otlp, console, none)", name
+            )
     return out
 
 
@@ -370,8 +380,14 @@ def otlp_protocol(env: Mapping[str, str] | None = None) -> str:
     """The OTLP protocol the environment asks for: ``http/protobuf`` (default) or ``grpc``."""
     env = os.environ if env is None else env
     protocol = (
-        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/protobuf"
-    ).strip().lower()
+        (
+            env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf"
+        )
+        .strip()
+        .lower()
+    )
     if protocol not in ("grpc", "http/protobuf"):
         log.warning("Unsupported OTLP protocol %r; using http/protobuf", protocol)
         protocol = "http/protobuf"
@@ -388,7 +404,9 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
             if env is not os.environ:
-                endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT"
+                )
                 if endpoint:
                     kwargs["endpoint"] = endpoint
                     kwargs["insecure"] = endpoint.startswith("http://")
@@ -403,7 +421,9 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
                 kwargs["endpoint"] = endpoint
         return HttpExporter(**kwargs)
     except ImportError as exc:
-        raise TracingUnavailable(f"OTLP {protocol} exporter is not installed ({exc.name}); {INSTALL_HINT}") from None
+        raise TracingUnavailable(
+            f"OTLP {protocol} exporter is not installed ({exc.name}); {INSTALL_HINT}"
+        ) from None
 
 
 def force_flush(timeout_millis: int = 30000) -> bool:
@@ -542,7 +562,9 @@ class _Scope:
             span = self.span
             if _w3c and not self.parent and type(span) is _Dropped:  # no parent: no tracestate or baggage
                 ids = ((span.trace_id << 64) | span.span_id).to_bytes(24, "big").hex()
-                carrier = {"traceparent": "00-" + ids[:32] + "-" + ids[32:] + _FLAGS_SUFFIX[span.flags & 0xFF]}
+                carrier = {
+                    "traceparent": "00-" + ids[:32] + "-" + ids[32:] + _FLAGS_SUFFIX[span.flags & 0xFF]
+                }
             else:
                 carrier = {}
                 _propagator.inject(carrier, context=self.context())
@@ -638,6 +660,7 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
 
 # --- NATS requests -----------------------------------------------------------------------------------
 
+
 def nats_request(
     subject: str, callback: ReplyCallback, headers: dict[str, str] | None
 ) -> tuple[ReplyCallback, dict[str, str]]:
@@ -653,7 +676,9 @@ def nats_request(
     span: Any = None
     if scope.recording or not _children_follow:
         ctx = scope.context()
-        span = _tracer.start_span("NATS " + subject, context=ctx, kind=_CLIENT, attributes=_nats_attributes(subject))
+        span = _tracer.start_span(
+            "NATS " + subject, context=ctx, kind=_CLIENT, attributes=_nats_attributes(subject)
+        )
         carrier = dict(headers) if headers else {}
         _propagator.inject(carrier, context=_otel_trace.set_span_in_context(span, ctx))
     else:
@@ -671,7 +696,11 @@ def nats_request(
 
 
 def _nats_attributes(subject: str) -> dict[str, Any]:
-    return {"messaging.system": "nats", "messaging.operation.type": "send", "messaging.destination.name": subject}
+    return {
+        "messaging.system": "nats",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": subject,
+    }
 
 
 def _nats_failure(span: Any, err: ResError) -> None:
@@ -720,7 +749,11 @@ async def http_request(request: Any, serve: Callable[[], Awaitable[_Response]]) 
     ``request``: aiohttp's request or ``web.fasthttp.FastRequest`` (``headers``, ``method``,
     ``path``, ``scheme``); the response has a ``status``."""
     parent = extract(request.headers)
-    attributes = {"http.request.method": request.method, "url.path": request.path, "url.scheme": request.scheme}
+    attributes = {
+        "http.request.method": request.method,
+        "url.path": request.path,
+        "url.scheme": request.scheme,
+    }
     span = _start("HTTP " + request.method, _SERVER, parent, attributes if _eager_attributes else None)
     if not _eager_attributes and span.is_recording():
         span.set_attributes(attributes)
@@ -765,7 +798,9 @@ def service_event(cache: Cache, name: str, event: str, data: bytes) -> None:
     (a root: events carry no trace context)."""
     global _active
     if _eager_attributes:
-        span = _start("event " + name + "." + event, _CONSUMER, _ROOT_CONTEXT, _event_attributes(cache, name, event))
+        span = _start(
+            "event " + name + "." + event, _CONSUMER, _ROOT_CONTEXT, _event_attributes(cache, name, event)
+        )
     else:
         span = _start("event " + name + "." + event, _CONSUMER, _ROOT_CONTEXT, None)
         if span.is_recording():

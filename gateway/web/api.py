@@ -59,6 +59,7 @@ class ApiResponse:
     def to_aiohttp(self) -> web.Response:
         return web.Response(status=self.status, body=self.body, headers=self.headers)
 
+
 #: Content type of every JSON body the API writes (resources, call results, errors).
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 #: Methods always allowed in a CORS preflight answer; mapped PUT/DELETE/PATCH are appended.

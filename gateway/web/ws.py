@@ -109,7 +109,11 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
     transport = request.transport
     assert transport is not None
     sink: TransportSink | CompressingSink
-    sink = CompressingSink(ws, cid=cid) if ws.compress else TransportSink(transport, cid=cid, flusher=gateway.flusher)
+    sink = (
+        CompressingSink(ws, cid=cid)
+        if ws.compress
+        else TransportSink(transport, cid=cid, flusher=gateway.flusher)
+    )
     early, conn.sink = conn.sink, sink
     if isinstance(early, _BufferSink):
         for frame in early.frames:  # answers to messages that arrived while the upgrade finished

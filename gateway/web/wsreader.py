@@ -35,7 +35,9 @@ if DIRECT:
     class _DirectQueue(WebSocketDataQueue):
         """Delivers data messages synchronously; everything else takes aiohttp's path."""
 
-        def __init__(self, protocol: Any, limit: int, *, loop: Any, on_message: Callable[[Any], None]) -> None:
+        def __init__(
+            self, protocol: Any, limit: int, *, loop: Any, on_message: Callable[[Any], None]
+        ) -> None:
             super().__init__(protocol, limit, loop=loop)
             self.on_message = on_message
 
@@ -68,7 +70,9 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         self._ws_protocol = protocol
         self._writer = writer
         self._reset_heartbeat()
-        queue = _DirectQueue(request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop, on_message=self.on_message)
+        queue = _DirectQueue(
+            request._protocol, DEFAULT_CHUNK_SIZE, loop=self._loop, on_message=self.on_message
+        )
         self._reader = queue
         self._parser = WebSocketReader(
             queue, self._max_msg_size, compress=bool(self._compress), decode_text=self._decode_text

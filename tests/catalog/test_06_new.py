@@ -80,10 +80,7 @@ NEW_01_ROWS: list[Row] = [
 ]
 
 
-NEW_01_PARAMS = [
-    pytest.param(*row, id=f"NEW-01.{i:02d}")
-    for i, row in enumerate(NEW_01_ROWS, 1)
-]
+NEW_01_PARAMS = [pytest.param(*row, id=f"NEW-01.{i:02d}") for i, row in enumerate(NEW_01_ROWS, 1)]
 
 
 # Test the legacy new request: access needs "new", call.<rid>.new, then the new resource is subscribed.

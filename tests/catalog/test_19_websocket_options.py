@@ -61,7 +61,9 @@ async def test_wsopt_01_compression_enabled_can_subscribe(
 
 _NO_TOKEN = object()
 _AUTH_REPLIES: list[tuple[str, Any]] = [("TO", None), ("ERR", E_NOTFOUND), ("RAW", b"{]"), ("OK", None)]
-WSOPT_02_ROWS = [(kind, value, token) for token in (_NO_TOKEN, {"user": "foo"}, None) for kind, value in _AUTH_REPLIES]
+WSOPT_02_ROWS = [
+    (kind, value, token) for token in (_NO_TOKEN, {"user": "foo"}, None) for kind, value in _AUTH_REPLIES
+]
 
 
 # Test that wsHeaderAuth is requested during the upgrade, that a token event sent meanwhile applies to the
@@ -223,7 +225,8 @@ async def test_wsopt_extra_frames_on_the_wire(
         await reqs.get("access.test.model").ok(FULL_ACCESS)
         await reqs.get("get.test.model").ok({"model": big})
         assert await ws.message(compressed=compression) == {
-            "id": 2, "result": {"models": {"test.model": big}}
+            "id": 2,
+            "result": {"models": {"test.model": big}},
         }
         mid = "z" * 1000  # 16-bit length form
         for i in range(20):

@@ -35,7 +35,9 @@ methods = st.one_of(
 frames = st.one_of(
     st.binary(max_size=200),
     st.text(max_size=200),
-    st.builds(lambda i, m, p: {"id": i, "method": m, "params": p}, json_values, methods, json_values).map(json.dumps),
+    st.builds(lambda i, m, p: {"id": i, "method": m, "params": p}, json_values, methods, json_values).map(
+        json.dumps
+    ),
     st.builds(lambda m, p: {"method": m, "params": p}, methods, json_values).map(json.dumps),
 )
 
@@ -156,7 +158,9 @@ async def test_oversized_http_body_gets_413_with_json_error(
 
     monkeypatch.setattr(constants, "HTTP_MAX_BODY_BYTES", 1024)
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{gateway.http_url}/api/test/model/method", data=b"[" + b"1," * 2000 + b"1]") as r:
+        async with session.post(
+            f"{gateway.http_url}/api/test/model/method", data=b"[" + b"1," * 2000 + b"1]"
+        ) as r:
             assert r.status == 413
             assert r.headers["Content-Type"] == "application/json; charset=utf-8"
             body = await r.json()
@@ -165,4 +169,3 @@ async def test_oversized_http_body_gets_413_with_json_error(
             assert r.status == 400
             assert (await r.json())["code"] == "system.badRequest"
     await service.expect_no_request(0.1)
-

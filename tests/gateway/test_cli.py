@@ -33,7 +33,12 @@ PYTHON = sys.executable
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESGATE_")}
     return subprocess.run(
-        [PYTHON, "-m", "gateway", *args], capture_output=True, text=True, timeout=timeout, env=env, check=False
+        [PYTHON, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )
 
 
@@ -67,8 +72,16 @@ def test_help_lists_every_flag_with_defaults() -> None:
         "-v, --version", "--adminport", "--cacheevictiondelay", "--exitonnatsloss",
     ]:  # fmt: skip
         assert flag in out, flag
-    for default in ["nats://127.0.0.1:4222", "(default: 8080)", "(default: 3000)", "(default: 0.0.0.0)",
-                    "(default: json)", "(default: *)", "(default: 9090)", "(default: 5000)"]:
+    for default in [
+        "nats://127.0.0.1:4222",
+        "(default: 8080)",
+        "(default: 3000)",
+        "(default: 0.0.0.0)",
+        "(default: json)",
+        "(default: *)",
+        "(default: 9090)",
+        "(default: 5000)",
+    ]:
         assert default in out, default
     assert run_cli("-h").stdout == out
 
@@ -332,7 +345,9 @@ class GracefulStandIn(StandInGateway):
 
 
 @pytest.fixture
-def graceful_stand_in(monkeypatch: pytest.MonkeyPatch, stand_in: type[StandInGateway]) -> type[GracefulStandIn]:
+def graceful_stand_in(
+    monkeypatch: pytest.MonkeyPatch, stand_in: type[StandInGateway]
+) -> type[GracefulStandIn]:
     monkeypatch.setattr(sys.modules["gateway.app"], "Gateway", GracefulStandIn)
     GracefulStandIn.shutdown_seconds = 0.0
     return GracefulStandIn

@@ -83,7 +83,13 @@ def test_nats_url_counts_as_configured_only_when_given_somewhere(tmp_path: Path)
 def test_file_is_overridden_by_env_which_is_overridden_by_flags(tmp_path: Path) -> None:
     path = write_json(
         tmp_path / "config.json",
-        {"natsUrl": "nats://file:1", "port": 1001, "wsPath": "/file", "debug": True, "apiEncoding": "jsonflat"},
+        {
+            "natsUrl": "nats://file:1",
+            "port": 1001,
+            "wsPath": "/file",
+            "debug": True,
+            "apiEncoding": "jsonflat",
+        },
     )
     env = {"RESGATE_PORT": "2002", "RESGATE_WS_PATH": "/env", "RESGATE_DEBUG": "false"}
     config = load("-c", path, "--port", "3003", env=env)
@@ -223,7 +229,9 @@ def test_malformed_command_lines_are_refused(argv: list[str], message: str) -> N
 
 
 @pytest.mark.catalog("AF-199")
-@pytest.mark.parametrize(("given", "effective"), [("/api", "/api/"), ("/api/", "/api/"), ("/", "/"), ("x", "/x/")])
+@pytest.mark.parametrize(
+    ("given", "effective"), [("/api", "/api/"), ("/api/", "/api/"), ("/", "/"), ("x", "/x/")]
+)
 def test_api_path_always_ends_with_a_slash(given: str, effective: str) -> None:
     assert load("-a", given).api_path == effective
 
@@ -342,7 +350,9 @@ def test_invalid_settings_refuse_to_start_naming_the_key(argv: list[str], key: s
         ({"allowOrigin": "http://a.io;"}, "allowOrigin"),
     ],
 )
-def test_invalid_config_file_values_name_the_resgate_key(tmp_path: Path, data: dict[str, Any], key: str) -> None:
+def test_invalid_config_file_values_name_the_resgate_key(
+    tmp_path: Path, data: dict[str, Any], key: str
+) -> None:
     path = write_json(tmp_path / "config.json", data)
     with pytest.raises(ConfigError, match=f"invalid {key} setting"):
         load("-c", path)

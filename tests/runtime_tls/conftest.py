@@ -33,7 +33,10 @@ def start_configured_nats(config: str, host: str = "127.0.0.1") -> NatsServer:
     log_path = Path(log_dir.name) / "nats-server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [find_nats_server(), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            [find_nats_server(), "-c", str(conf)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     server = NatsServer(host, port, monitor_port, process, log_path, log_dir)
     deadline = time.monotonic() + START_TIMEOUT
@@ -120,7 +123,12 @@ class OptionsService(FakeService):
 
     async def start(self) -> OptionsService:
         self.nc = await nats.connect(
-            self.nats_url, name=self.name, no_echo=True, allow_reconnect=False, connect_timeout=2, **self.options
+            self.nats_url,
+            name=self.name,
+            no_echo=True,
+            allow_reconnect=False,
+            connect_timeout=2,
+            **self.options,
         )
         await self.add_subject(*SERVICE_SUBJECTS)
         return self

@@ -70,7 +70,9 @@ def _builder(subject: str, issuer: x509.Name, public_key: Any) -> x509.Certifica
     )
 
 
-def _leaf_extensions(builder: x509.CertificateBuilder, usages: list[x509.ObjectIdentifier]) -> x509.CertificateBuilder:
+def _leaf_extensions(
+    builder: x509.CertificateBuilder, usages: list[x509.ObjectIdentifier]
+) -> x509.CertificateBuilder:
     return (
         builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -90,9 +92,15 @@ def make_ca(directory: Path, cn: str = "pyresgate test CA") -> CA:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -108,7 +116,9 @@ def issue_cert(directory: Path, ca: CA, stem: str, *, server: bool = True, clien
     usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
         [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
     )
-    cert = _leaf_extensions(_builder(stem, ca.cert.subject, key.public_key()), usages).sign(ca.key, hashes.SHA256())
+    cert = _leaf_extensions(_builder(stem, ca.cert.subject, key.public_key()), usages).sign(
+        ca.key, hashes.SHA256()
+    )
     return _write(directory, stem, cert, key)
 
 
@@ -137,14 +147,24 @@ class _Key:
 
 def _jwt(claims: dict[str, Any], signer: _Key) -> str:
     header = {"typ": "JWT", "alg": "ed25519-nkey"}
-    body = {"jti": base64.b32encode(secrets.token_bytes(20)).decode().rstrip("="), "iat": int(time.time()), **claims}
+    body = {
+        "jti": base64.b32encode(secrets.token_bytes(20)).decode().rstrip("="),
+        "iat": int(time.time()),
+        **claims,
+    }
     signing_input = _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(body).encode())
     return signing_input + "." + _b64url(bytes(signer.kp.sign(signing_input.encode())))
 
 
 _UNLIMITED_ACCOUNT = {
-    "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
-    "wildcards": True, "conn": -1, "leaf": -1,
+    "subs": -1,
+    "data": -1,
+    "payload": -1,
+    "imports": -1,
+    "exports": -1,
+    "wildcards": True,
+    "conn": -1,
+    "leaf": -1,
 }
 
 
@@ -156,14 +176,26 @@ class NatsOperator:
         self.operator = _Key(nkeys.PREFIX_BYTE_OPERATOR)
         self.account = _Key(nkeys.PREFIX_BYTE_ACCOUNT)
         self.operator_jwt = _jwt(
-            {"iss": self.operator.public, "sub": self.operator.public, "name": "test-operator",
-             "nats": {"type": "operator", "version": 2}},
+            {
+                "iss": self.operator.public,
+                "sub": self.operator.public,
+                "name": "test-operator",
+                "nats": {"type": "operator", "version": 2},
+            },
             self.operator,
         )
         self.account_jwt = _jwt(
-            {"iss": self.operator.public, "sub": self.account.public, "name": "test-account",
-             "nats": {"limits": _UNLIMITED_ACCOUNT, "default_permissions": {"pub": {}, "sub": {}},
-                      "type": "account", "version": 2}},
+            {
+                "iss": self.operator.public,
+                "sub": self.account.public,
+                "name": "test-account",
+                "nats": {
+                    "limits": _UNLIMITED_ACCOUNT,
+                    "default_permissions": {"pub": {}, "sub": {}},
+                    "type": "account",
+                    "version": 2,
+                },
+            },
             self.operator,
         )
 
@@ -179,9 +211,20 @@ class NatsOperator:
         signer = _Key(nkeys.PREFIX_BYTE_ACCOUNT) if foreign else self.account
         user = _Key(nkeys.PREFIX_BYTE_USER)
         user_jwt = _jwt(
-            {"iss": signer.public, "sub": user.public, "name": name,
-             "nats": {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
-                      "type": "user", "version": 2}},
+            {
+                "iss": signer.public,
+                "sub": user.public,
+                "name": name,
+                "nats": {
+                    "pub": {},
+                    "sub": {},
+                    "subs": -1,
+                    "data": -1,
+                    "payload": -1,
+                    "type": "user",
+                    "version": 2,
+                },
+            },
             signer,
         )
         path.write_text(

@@ -58,7 +58,12 @@ def server_cert(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 async def open_wss(gw: GatewayHandle, ctx: ssl.SSLContext) -> WSClient:
     ws = await connect(
-        f"wss://127.0.0.1:{gw.port}/", ssl=ctx, open_timeout=2, close_timeout=2, ping_interval=None, max_size=None
+        f"wss://127.0.0.1:{gw.port}/",
+        ssl=ctx,
+        open_timeout=2,
+        close_timeout=2,
+        ping_interval=None,
+        max_size=None,
     )
     client = WSClient(ws, f"wss://127.0.0.1:{gw.port}/")
     gw.clients.append(client)  # closed (and checked) by the fixture's teardown
@@ -83,9 +88,12 @@ async def test_tls_listener_https_get(
     ctx = client_context(server_cert.cert)
 
     async def get() -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as session, session.get(
-            f"https://127.0.0.1:{gw.port}/api/test/model", ssl=ctx, timeout=aiohttp.ClientTimeout(total=3)
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"https://127.0.0.1:{gw.port}/api/test/model", ssl=ctx, timeout=aiohttp.ClientTimeout(total=3)
+            ) as resp,
+        ):
             return resp.status, await resp.json()
 
     task = asyncio.ensure_future(get())
@@ -212,14 +220,20 @@ async def test_nats_tls_without_client_certificate_fails(
     await start_failing(tls_nats.url, errors, nats_root_cas=[str(pki.ca.path)], exit_on_nats_loss=True)
 
 
-async def test_nats_tls_untrusted_server_fails(tls_nats: NatsServer, pki: Pki, errors: ErrorLog, tmp_path: Path) -> None:
+async def test_nats_tls_untrusted_server_fails(
+    tls_nats: NatsServer, pki: Pki, errors: ErrorLog, tmp_path: Path
+) -> None:
     """natsRootCAs that do not include the server's CA: the gateway refuses the server."""
     from tests.runtime_tls.pki import make_ca
 
     other_ca = make_ca(tmp_path, "other CA")
     await start_failing(
-        tls_nats.url, errors, nats_cert=str(pki.client.cert), nats_key=str(pki.client.key),
-        nats_root_cas=[str(other_ca.path)], exit_on_nats_loss=True,
+        tls_nats.url,
+        errors,
+        nats_cert=str(pki.client.cert),
+        nats_key=str(pki.client.key),
+        nats_root_cas=[str(other_ca.path)],
+        exit_on_nats_loss=True,
     )
 
 
@@ -271,5 +285,7 @@ async def test_nats_wrong_password_fails(userpass_nats: NatsServer, errors: Erro
     assert "authorization" in str(exc).lower(), repr(exc)
 
 
-async def test_nats_refused_at_start_fails_with_default_config(userpass_nats: NatsServer, errors: ErrorLog) -> None:
+async def test_nats_refused_at_start_fails_with_default_config(
+    userpass_nats: NatsServer, errors: ErrorLog
+) -> None:
     await start_failing(f"nats://{USER}:wrong@127.0.0.1:{userpass_nats.port}", errors)

@@ -280,7 +280,9 @@ class FakeService:
     # Events
 
     async def _publish_event(self, subject: str, payload: Any, check: bool | None) -> None:
-        if (self.check_subscriptions if check is None else check) and not await self.gateway_subscribed(subject):
+        if (self.check_subscriptions if check is None else check) and not await self.gateway_subscribed(
+            subject
+        ):
             # The monitor's view can lag a just-made connection by a moment: look again, briefly.
             await self.wait_gateway_subscribed(subject, timeout=0.5)
         await self.publish(subject, encode_payload(payload))

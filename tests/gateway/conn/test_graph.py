@@ -15,7 +15,9 @@ class _Conn:
     cid = "c1"
 
 
-def _sub(rid: str, state: str = READY, data: Any = None, refs: tuple[str, ...] = (), sent: bool = False) -> ClientSub:
+def _sub(
+    rid: str, state: str = READY, data: Any = None, refs: tuple[str, ...] = (), sent: bool = False
+) -> ClientSub:
     sub = ClientSub(_Conn(), rid)  # type: ignore[arg-type]
     sub.state = state
     sub.data = {} if data is None else data

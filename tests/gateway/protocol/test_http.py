@@ -302,7 +302,6 @@ def _lookup(rid: str) -> httplib.Resource:
     return ("error", _ERRORS[rid])
 
 
-
 # HGET-02.Lnn: the resource whose body is checked at the first response of SUB-03 sequence Lnn.
 _SEQUENCE_TARGETS = [
     "test.model",

@@ -185,7 +185,6 @@ def test_subject_fits_up_to_the_nats_control_line_limit() -> None:
 # --- method parsing (checklist B.15-18, INV-01) ----------------------------------------------------
 
 
-
 @pytest.mark.parametrize("method", INVALID_METHODS, ids=[f"INV-01.{n:02d}" for n in range(1, 25)])
 def test_inv_01_invalid_methods_are_rejected(method: str) -> None:
     assert ridlib.parse_method(method) is None

@@ -1,0 +1,97 @@
+"""``pyresgate-operator``: runs the kopf operator that reconciles ResgateCluster resources.
+
+The options are kopf's usual ones (namespaces, peering, liveness) under names that read well in a
+Deployment's ``args``; the cluster is found as kubectl finds it (in-cluster service account, else
+``KUBECONFIG`` / ``~/.kube/config``), which kopf does through the ``kubernetes`` client.
+Called by the console script; everything it runs lives in ``pyresgate_operator.handlers``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pyresgate_operator import __version__, metrics
+
+#: Peering object name shared by the operator replicas (kopf peering: one replica acts at a time).
+DEFAULT_PEERING = "pyresgate-operator"
+#: Port of the liveness endpoint (kopf's /healthz).
+DEFAULT_LIVENESS_PORT = 8080
+#: Port of the operator's own Prometheus metrics.
+DEFAULT_METRICS_PORT = 8081
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="pyresgate-operator",
+        description="Kubernetes operator for pyresgate: reconciles ResgateCluster custom resources "
+        "(pyresgate.io/v1alpha1) into gateway Deployments, Services, ConfigMaps and PodDisruptionBudgets.",
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable; glob patterns as kopf accepts them)",
+    )
+    scope.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)"
+    )
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument(
+        "--peering",
+        default=DEFAULT_PEERING,
+        metavar="NAME",
+        help=f"kopf peering object, so that only one replica acts (default: {DEFAULT_PEERING})",
+    )
+    peering.add_argument(
+        "--standalone", action="store_true", help="no peering: for a single replica or local runs"
+    )
+    parser.add_argument(
+        "--priority", type=int, default=0, help="peering priority; the highest live replica acts"
+    )
+    parser.add_argument(
+        "--liveness-port",
+        type=int,
+        default=DEFAULT_LIVENESS_PORT,
+        metavar="PORT",
+        help=f"serve /healthz on this port (0 = off; default {DEFAULT_LIVENESS_PORT})",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        metavar="PORT",
+        help=f"serve Prometheus /metrics on this port (0 = off; default {DEFAULT_METRICS_PORT})",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"pyresgate-operator {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    import kopf
+
+    from pyresgate_operator import handlers  # noqa: F401  (registers the handlers)
+
+    if args.metrics_port:
+        metrics.serve(args.metrics_port)
+    liveness = f"http://0.0.0.0:{args.liveness_port}/healthz" if args.liveness_port else None
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.standalone,
+        peering_name=None if args.standalone else args.peering,
+        priority=args.priority,
+        liveness_endpoint=liveness,
+    )
