@@ -283,9 +283,9 @@ def spec_schema() -> dict[str, Any]:
                 {
                     "repository": {
                         "type": "string",
-                        "default": spec.DEFAULT_IMAGE_REPOSITORY,
                         "maxLength": 512,
-                        "description": "Image repository.",
+                        "description": "Image repository (default: the operator's --gateway-image, else "
+                        f"{spec.DEFAULT_IMAGE_REPOSITORY}).",
                     },
                     "tag": {
                         "type": "string",

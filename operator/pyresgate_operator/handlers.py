@@ -33,6 +33,8 @@ _locks_guard = threading.Lock()
 _last_pass: dict[str, float] = {}
 
 RESOURCE = (specs.GROUP, specs.VERSION, specs.PLURAL)
+#: Gateway image when neither the ResgateCluster nor ``--gateway-image`` names one.
+DEFAULT_GATEWAY_IMAGE = f"{specs.DEFAULT_IMAGE_REPOSITORY}:{__version__}"
 
 
 @kopf.on.startup()
@@ -57,7 +59,7 @@ def _lock(uid: str) -> threading.Lock:
         return _locks.setdefault(uid, threading.Lock())
 
 
-def run_pass(body: Mapping[str, Any]) -> None:
+def run_pass(body: Mapping[str, Any], memo: Any) -> None:
     """One reconcile of the ResgateCluster ``body`` names, serialised per object.
 
     The object is read again under the lock: a pass that waited for another one must see the status
@@ -76,7 +78,12 @@ def run_pass(body: Mapping[str, Any]) -> None:
         _last_pass[meta["uid"]] = time.monotonic()
         target = kopf.Body(cast(kopf.RawBody, fresh))
         try:
-            outcome = reconcile.reconcile(_kube, fresh, operator_version=__version__, now=datetime.now(UTC))
+            outcome = reconcile.reconcile(
+                _kube,
+                fresh,
+                default_image=getattr(memo, "gateway_image", DEFAULT_GATEWAY_IMAGE),
+                now=datetime.now(UTC),
+            )
         except ApiError as exc:
             metrics.RECONCILES.labels("error").inc()
             kopf.event(
@@ -96,17 +103,17 @@ def _status_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
 @kopf.on.resume(*RESOURCE)
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE)
-def on_change(body: kopf.Body, **_: Any) -> None:
-    run_pass(body)
+def on_change(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    run_pass(body, memo)
 
 
 @kopf.timer(*RESOURCE, interval=RESYNC_SECONDS, sharp=False)
-def resync(body: kopf.Body, **_: Any) -> None:
-    run_pass(body)
+def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    run_pass(body, memo)
 
 
 @kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": build.OPERATOR_NAME})
-def on_pod_event(body: kopf.Body, **_: Any) -> None:
+def on_pod_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A gateway pod changed (crashed, became unready, went away): reconcile its ResgateCluster soon."""
     assert _kube is not None
     owner = (body.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/instance")
@@ -118,4 +125,4 @@ def on_pod_event(body: kopf.Body, **_: Any) -> None:
         return
     if time.monotonic() - _last_pass.get(cluster["metadata"]["uid"], 0.0) < POD_EVENT_DEBOUNCE_SECONDS:
         return
-    run_pass(cluster)
+    run_pass(cluster, memo)

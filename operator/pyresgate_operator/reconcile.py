@@ -50,7 +50,7 @@ class Blocked(Exception):
         self.message = message
 
 
-def reconcile(kube: Kube, body: Mapping[str, Any], *, operator_version: str, now: datetime) -> Outcome:
+def reconcile(kube: Kube, body: Mapping[str, Any], *, default_image: str, now: datetime) -> Outcome:
     """Bring the cluster in line with ``body`` (a ResgateCluster) and compute its status."""
     started = time.monotonic()
     owner = build.Owner.from_body(body)
@@ -62,9 +62,7 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, operator_version: str, now
     replicas = int(body.get("spec", {}).get("replicas", specs.DEFAULT_REPLICAS))
     replacements = int(previous_status.get("podReplacements", 0))
     try:
-        cluster = specs.parse(
-            body.get("spec") or {}, namespace=owner.namespace, operator_version=operator_version
-        )
+        cluster = specs.parse(body.get("spec") or {}, namespace=owner.namespace, default_image=default_image)
         replicas = cluster.replicas
         secrets, nats_port = _resolve_references(kube, owner, cluster)
         desired = build.desired_objects(owner, cluster, secrets=secrets, nats_service_port=nats_port)

@@ -21,8 +21,9 @@ VERSION = "v1alpha1"
 KIND = "ResgateCluster"
 PLURAL = "resgateclusters"
 
-#: Image the gateways run when ``spec.image.repository`` is not set; the tag defaults to the
-#: operator's own version, so an operator upgrade rolls the gateways to the matching release.
+#: Image repository the gateways run when neither ``spec.image.repository`` nor the operator's
+#: ``--gateway-image`` says otherwise; the tag defaults to the operator's own version, so an operator
+#: upgrade rolls the gateways to the matching release.
 DEFAULT_IMAGE_REPOSITORY = "ghcr.io/pyresgate/pyresgate"
 DEFAULT_REPLICAS = 2
 DEFAULT_PULL_POLICY = "IfNotPresent"
@@ -173,8 +174,11 @@ def parse_duration(text: str) -> int:
     return hours * 3600 + minutes * 60 + seconds
 
 
-def parse(spec: Mapping[str, Any], *, namespace: str, operator_version: str) -> ClusterSpec:
-    """Read a ResgateCluster's ``spec`` (as stored by the API server) into a ``ClusterSpec``."""
+def parse(spec: Mapping[str, Any], *, namespace: str, default_image: str) -> ClusterSpec:
+    """Read a ResgateCluster's ``spec`` (as stored by the API server) into a ``ClusterSpec``.
+
+    ``default_image`` (``repository:tag``) fills what ``spec.image`` leaves out.
+    """
     image = _mapping(spec, "image")
     pod = _mapping(spec, "podTemplate")
     service = _mapping(spec, "service")
@@ -189,10 +193,10 @@ def parse(spec: Mapping[str, Any], *, namespace: str, operator_version: str) -> 
     config = gateway_config(gateway)
     if config.admin_port == 0:
         raise InvalidSpec("gateway.adminPort must not be 0: the probes and the operator use the admin port")
-    tag = image.get("tag") or operator_version
+    default_repository, _, default_tag = default_image.rpartition(":")
     return ClusterSpec(
         replicas=int(spec.get("replicas", DEFAULT_REPLICAS)),
-        image=f"{image.get('repository') or DEFAULT_IMAGE_REPOSITORY}:{tag}",
+        image=f"{image.get('repository') or default_repository}:{image.get('tag') or default_tag}",
         pull_policy=str(image.get("pullPolicy", DEFAULT_PULL_POLICY)),
         nats=_nats(_mapping(spec, "nats"), namespace=namespace),
         gateway=gateway,
