@@ -68,12 +68,14 @@ def selector_string(owner: Owner) -> str:
 
 
 def labels(owner: Owner, cluster: ClusterSpec) -> dict[str, str]:
-    version = cluster.image.rpartition(":")[2]
+    # A label value has at most 63 characters and starts and ends with a letter or digit; a tag runs
+    # to 128 and may start or end with _ . or -.
+    version = cluster.image.rpartition(":")[2][:63].strip("_.-")
     return {
         **selector_labels(owner),
         "app.kubernetes.io/part-of": "pyresgate",
         "app.kubernetes.io/managed-by": OPERATOR_NAME,
-        "app.kubernetes.io/version": version[:63],
+        "app.kubernetes.io/version": version,
     }
 
 

@@ -20,6 +20,7 @@ from gateway.config import from_file_values
 from tests.operator import samples, strategies
 from tests.operator.validation import (
     K8S_VERSIONS,
+    assert_labels_valid,
     assert_service_name_valid,
     assert_valid,
 )
@@ -81,6 +82,27 @@ def test_objects_carry_the_recommended_labels_and_the_version_of_the_image() -> 
         assert labels["app.kubernetes.io/version"] == "0.1.0"
     monitor = _kind(desired, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+@pytest.mark.parametrize(
+    ("tag", "label"),
+    [
+        ("1.2.3", "1.2.3"),
+        ("1.0-", "1.0"),
+        ("_rc.1_", "rc.1"),
+        ("a" * 62 + "-b", "a" * 62),
+        ("v" + "1" * 127, "v" + "1" * 62),
+        ("_", ""),
+    ],
+    ids=["plain", "trailing-dash", "underscores", "cut-at-dash", "cut-at-63", "no-letter-or-digit"],
+)
+def test_version_label_is_a_valid_label_value_for_every_tag_the_crd_accepts(tag: str, label: str) -> None:
+    """Tags may start or end with _ . - and run to 128 characters; label values may not."""
+    desired = _desired(samples.minimal_spec(image={"tag": tag}))
+    for obj in desired.objects:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/version"] == label
+        assert_labels_valid(obj["metadata"]["labels"])
+    assert _container(_kind(desired, "Deployment"))["image"].endswith(f":{tag}")
 
 
 def test_selector_depends_on_the_name_only_so_it_never_changes_with_the_spec() -> None:
@@ -538,8 +560,10 @@ def _check_invariants(cluster: ClusterSpec, desired: build.Desired, spec_body: d
     assert selector.items() <= template["metadata"]["labels"].items()
     assert deployment["spec"]["replicas"] == spec_body.get("replicas", specs.DEFAULT_REPLICAS)
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert_labels_valid(template["metadata"]["labels"])
     for obj in desired.objects:
         assert obj["metadata"]["ownerReferences"][0]["uid"] == samples.UID
+        assert_labels_valid(obj["metadata"]["labels"])
         if obj["kind"] == "Service":
             assert_service_name_valid(obj["metadata"]["name"])
             assert obj["spec"]["selector"] == selector
