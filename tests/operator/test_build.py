@@ -209,6 +209,21 @@ def test_shutdown_timeout_defaults_to_what_the_grace_period_allows_and_a_users_v
     assert own["shutdownTimeout"] == 1234
 
 
+@pytest.mark.parametrize("drain", [0, 3_000, 30_000, 120_000])
+def test_default_shutdown_timeout_lets_the_gateway_finish_before_the_kubelet_kills_it(drain: int) -> None:
+    """The gateway drains for drainPeriod, then closes connections for at most shutdownTimeout: both,
+    after the preStop delay, must end inside terminationGracePeriodSeconds."""
+    spec_body = samples.minimal_spec(gateway={"drainPeriod": drain}, preStopDelaySeconds=5)
+    settings = _settings(_desired(spec_body))
+    grace = _kind(_desired(spec_body), "Deployment")["spec"]["template"]["spec"][
+        "terminationGracePeriodSeconds"
+    ]
+    assert 5 + drain / 1000 + settings["shutdownTimeout"] / 1000 < grace
+    # ...and the closing phase still gets the time that closing the expected connections takes.
+    cluster = samples.cluster(spec_body)
+    assert settings["shutdownTimeout"] / 1000 > build.shutdown_seconds(cluster) - math.ceil(drain / 1000)
+
+
 # --- the Deployment --------------------------------------------------------------------------------
 
 
@@ -578,6 +593,10 @@ def _check_invariants(cluster: ClusterSpec, desired: build.Desired, spec_body: d
     pod = template["spec"]
     prestop = spec_body.get("preStopDelaySeconds", specs.DEFAULT_PRESTOP_SECONDS)
     assert pod["terminationGracePeriodSeconds"] > prestop + build.shutdown_seconds(cluster)
+    if "shutdownTimeout" not in spec_body.get("gateway", {}):
+        # The gateway's own bound on its shutdown (drain, then at most shutdownTimeout) ends before SIGKILL.
+        bound = config.drain_period / 1000 + config.shutdown_timeout / 1000
+        assert prestop + bound < pod["terminationGracePeriodSeconds"]
     # Probes and ports follow the gateway settings.
     container = _container(deployment)
     assert {port["name"]: port["containerPort"] for port in container["ports"]} == {
