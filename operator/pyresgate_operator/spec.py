@@ -50,6 +50,8 @@ DEFAULT_RESOURCES: dict[str, Any] = {
     "limits": {"memory": "512Mi"},
 }
 DEFAULT_SCRAPE_INTERVAL = "30s"
+#: Fewest gateways the autoscaler keeps when autoscaling.minReplicas is not set (the CRD's default too).
+DEFAULT_MIN_REPLICAS = 2
 DEFAULT_SCALE_DOWN_STABILIZATION = 300
 DEFAULT_SCALE_DOWN_PODS_PER_MINUTE = 1
 DEFAULT_REBALANCE_TOLERANCE = 0.2
@@ -286,7 +288,7 @@ def _autoscaling(scaling: Any) -> AutoscalingSpec | None:
         return None
     down = _mapping(scaling, "scaleDown")
     rebalance = _mapping(scaling, "rebalance")
-    minimum = int(scaling.get("minReplicas", 1))
+    minimum = int(scaling.get("minReplicas", DEFAULT_MIN_REPLICAS))
     maximum = int(scaling.get("maxReplicas", minimum))
     if maximum < minimum:
         raise InvalidSpec("autoscaling.maxReplicas must be at least minReplicas")

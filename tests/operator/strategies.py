@@ -168,7 +168,9 @@ durations = st.builds(
 
 @st.composite
 def autoscaling_specs(draw: st.DrawFn) -> dict[str, Any]:
-    minimum = draw(st.integers(1, 20))
+    # Without minReplicas the API server stores the CRD's default, which maxReplicas must not go below.
+    explicit = draw(st.booleans())
+    minimum = draw(st.integers(1, 20)) if explicit else 2
     targets = draw(
         st.fixed_dictionaries(
             {},
@@ -179,7 +181,7 @@ def autoscaling_specs(draw: st.DrawFn) -> dict[str, Any]:
         ).filter(bool)
     )
     return {
-        "minReplicas": minimum,
+        **({"minReplicas": minimum} if explicit else {}),
         "maxReplicas": draw(st.integers(minimum, 1000)),
         **targets,
         **draw(

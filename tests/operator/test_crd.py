@@ -118,6 +118,28 @@ def test_every_schema_property_is_described() -> None:
     assert undescribed == []
 
 
+def test_defaults_in_the_crd_are_the_ones_the_operator_falls_back_to() -> None:
+    """The operator reads hand-written specs (tests) and API-server-defaulted ones alike."""
+    spec_schema = crdschema.schema()["properties"]["spec"]
+    partial = {
+        "autoscaling": {"maxReplicas": 6, "targetCPUUtilization": 50, "scaleDown": {}, "rebalance": {}},
+        "tracing": {"otlpEndpoint": "http://otel:4318"},
+        "metrics": {"serviceMonitor": {}},
+        "networkPolicy": {},
+        "image": {},
+        "service": {},
+        "disruption": {},
+        "nats": {"urls": [samples.NATS_URL], "credentialsSecret": {"name": "creds"}},
+    }
+    for body in (
+        samples.minimal_spec(),
+        partial,
+        *(samples.example(name)["spec"] for name in ("full", "serviceref")),
+    ):
+        defaulted = crdschema.with_defaults(spec_schema, body)
+        assert _parse(defaulted) == _parse(body), f"defaults differ for {body}"
+
+
 # --- the CRD as a Kubernetes object ----------------------------------------------------------------
 
 
