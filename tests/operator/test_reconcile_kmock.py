@@ -496,3 +496,82 @@ async def test_a_resource_deleted_meanwhile_is_left_alone(
     body = samples.resgate_cluster(samples.minimal_spec())  # not in the emulator: deleted
     await kopf_context.run_pass(body)
     assert _writes(emulator) == []
+
+
+# --- every request is one the operator's ClusterRole grants ----------------------------------------
+
+CLUSTER_ROLE = samples.ROOT / "operator" / "config" / "rbac" / "clusterrole.yaml"
+FULL = samples.example("full")["spec"]
+
+
+def _granted() -> set[tuple[str, str, str]]:
+    role = samples.load(CLUSTER_ROLE)
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def _needed(request: kmock.Request) -> set[tuple[str, str, str]]:
+    """The RBAC (group, resource, verb) a request needs, as the API server's authorizer reads it."""
+    assert request.resource is not None
+    resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+    method = request.method.value
+    if method == "GET":
+        verb = "watch" if request.params.get("watch") == "true" else "get" if request.name else "list"
+    else:
+        verb = {"PATCH": "patch", "DELETE": "delete", "POST": "create", "PUT": "update"}[method]
+    needed = {(request.resource.group, resource, verb)}
+    if request.headers.get("Content-Type") == APPLY_PATCH:
+        needed.add((request.resource.group, resource, "create"))  # an apply may create the object
+    return needed
+
+
+async def test_the_full_example_applies_every_kind_and_every_request_is_granted_by_the_cluster_role(
+    emulator: ApplyingEmulator, kopf_context: KopfHandlerContext
+) -> None:
+    declare(emulator, service_monitors=True)
+    emulator.objects["v1/secrets", NS, "nats-creds"] = _secret("nats-creds", {"user.creds": "eA=="})
+    emulator.objects["v1/secrets", NS, "nats-client-tls"] = _secret(
+        "nats-client-tls", {"tls.crt": "eA==", "tls.key": "eA==", "ca.crt": "eA=="}
+    )
+    _seed_pods(emulator, samples.pod("gw-a"), samples.pod("gw-b", ready=False, crash_loop=True))
+    (
+        emulator[f"post /api/v1/namespaces/{NS}/pods/gw-b/eviction"]
+        << 201
+        << _evict_into_terminating(emulator, "gw-b")
+    )
+    await kopf_context.run_pass(_seed(emulator, FULL))
+    applied = {
+        request.data["kind"]
+        for request in _writes(emulator)
+        if request.method.value == "PATCH" and request.data.get("kind")
+    }
+    assert applied == {
+        "ConfigMap",
+        "Service",
+        "PodDisruptionBudget",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "ServiceMonitor",
+    }
+    # Then with the optional objects switched off (deletes), and with a NATS Service to read.
+    emulator.objects["v1/services", "messaging", "nats"] = {
+        "metadata": {"name": "nats", "namespace": "messaging"},
+        "spec": {"ports": [{"name": "client", "port": 4222}]},
+    }
+    await kopf_context.run_pass(
+        _seed(emulator, {"nats": {"serviceRef": {"name": "nats", "namespace": "messaging"}}}, generation=2)
+    )
+    assert any(request.method.value == "DELETE" for request in _requests(emulator))
+
+    granted = _granted()
+    requests = [request for request in _requests(emulator) if request.resource and request.resource.plural]
+    missing = sorted({need for request in requests for need in _needed(request)} - granted)
+    assert missing == []
+    verbs = {verb for request in requests for _, _, verb in _needed(request)}
+    assert verbs == {"get", "list", "patch", "create", "delete"}
