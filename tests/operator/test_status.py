@@ -9,6 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyresgate_operator import build, health, status
 from pyresgate_operator.reconcile import Event, transition_events
 
@@ -308,3 +310,91 @@ def test_a_new_reason_for_degraded_is_a_new_warning_and_no_change_is_silent() ->
         )
         == []
     )
+
+
+# --- any observation -------------------------------------------------------------------------------
+
+_pods = st.lists(
+    st.builds(
+        lambda index, ready, crash, terminating, restarts, minutes: pod(
+            f"gw-{index}",
+            ready=ready and not crash,
+            crash_loop=crash,
+            terminating=terminating,
+            restarts=restarts,
+            since=NOW - timedelta(minutes=minutes),
+        ),
+        st.integers(0, 1000),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+        st.integers(0, 50),
+        st.integers(0, 120),
+    ),
+    max_size=6,
+    unique_by=lambda item: item["metadata"]["name"],
+)
+
+
+@st.composite
+def _observations(draw: st.DrawFn) -> status.Observed:
+    pods = draw(_pods)
+    desired = draw(st.integers(0, 6))
+    deployment_obj = draw(
+        st.none()
+        | st.builds(
+            lambda replicas, ready, updated, lag: deployment(
+                replicas=desired,
+                current=replicas,
+                ready=ready,
+                updated=updated,
+                generation=3,
+                observed_generation=3 - lag,
+            ),
+            st.integers(0, 7),
+            st.integers(0, 7),
+            st.integers(0, 7),
+            st.integers(0, 1),
+        )
+    )
+    blocked = draw(
+        st.none() | st.sampled_from([("InvalidSpec", "gateway: bad"), ("SecretNotFound", "no secret")])
+    )
+    return _observed(
+        desired_replicas=desired,
+        deployment=deployment_obj,
+        pods=pods,
+        problems=health.problems(pods, now=NOW, unready_timeout=300),
+        blocked=blocked,
+        generation=draw(st.integers(1, 10)),
+    )
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(first=_observations(), second=_observations(), minutes=st.integers(0, 60))
+def test_any_observation_gives_a_status_that_fits_the_schema_and_the_conventions(
+    first: status.Observed, second: status.Observed, minutes: int
+) -> None:
+    before = _compute(first)
+    later = NOW + timedelta(minutes=minutes)
+    after = _compute(second, before["conditions"], later)
+    assert _status_schema_errors(after) == []
+    conditions = _conditions(after)
+    assert list(conditions) == ["Ready", "Progressing", "Degraded", "NatsConnected"]
+    # Ready only when not blocked and every desired gateway is ready on the current configuration.
+    if conditions["Ready"][0] == "True":
+        assert second.blocked is None and second.deployment is not None
+        assert after["readyReplicas"] >= second.desired_replicas
+    # Degraded exactly when blocked or a pod has a problem.
+    assert (conditions["Degraded"][0] == "True") == bool(second.blocked or second.problems)
+    # NATS is connected exactly when a pod is ready; unknown without pods.
+    ready_pods = sum(health.is_ready(item) for item in second.pods)
+    expected_nats = "Unknown" if not second.pods else "True" if ready_pods else "False"
+    assert conditions["NatsConnected"][0] == expected_nats
+    # lastTransitionTime moves exactly when the status does.
+    old = {cond["type"]: cond for cond in before["conditions"]}
+    for cond in after["conditions"]:
+        moved = cond["status"] != old[cond["type"]]["status"]
+        expected = samples.stamp(later) if moved else old[cond["type"]]["lastTransitionTime"]
+        assert cond["lastTransitionTime"] == expected
+        assert cond["observedGeneration"] == second.generation
