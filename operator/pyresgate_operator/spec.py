@@ -80,6 +80,10 @@ CREDS_DIR = "/etc/pyresgate/nats-creds"
 TLS_DIR = "/etc/pyresgate/nats-tls"
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+#: Longest ResgateCluster name: "<name>-admin" names a Service, and Service names have at most 63.
+MAX_NAME_LENGTH = 57
+#: Service names are DNS-1035 labels; a custom resource's name may hold dots or start with a digit.
+_SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
 class InvalidSpec(Exception):
@@ -165,6 +169,15 @@ class ClusterSpec:
     @property
     def admin_port(self) -> int:
         return self.gateway_config.admin_port
+
+
+def check_name(name: str) -> None:
+    """Refuse a ResgateCluster name that cannot name its Services (the API server would refuse them)."""
+    if len(name) > MAX_NAME_LENGTH or not _SERVICE_NAME_RE.match(name):
+        raise InvalidSpec(
+            f"metadata.name {name!r} must be a DNS label (lower-case letters, digits and -, starting with "
+            f"a letter) of at most {MAX_NAME_LENGTH} characters: it names the gateways' Services"
+        )
 
 
 def parse_duration(text: str) -> int:

@@ -534,6 +534,21 @@ def test_desired_objects_put_the_config_before_the_pods_and_list_what_must_be_ab
     assert full.nats_urls == FULL["nats"]["urls"]
 
 
+@settings(max_examples=100, deadline=None, database=None)
+@given(name=st.from_regex(r"[a-z0-9.-]{1,70}", fullmatch=True))
+def test_every_name_the_operator_accepts_gives_valid_object_names_and_labels(name: str) -> None:
+    try:
+        specs.check_name(name)
+    except specs.InvalidSpec:
+        return
+    owner = build.Owner(name=name, namespace=samples.NAMESPACE, uid=samples.UID, annotations={})
+    desired = build.desired_objects(owner, samples.cluster(FULL), secrets={})
+    for obj in desired.objects:
+        assert_labels_valid(obj["metadata"]["labels"])
+        if obj["kind"] == "Service":
+            assert_service_name_valid(obj["metadata"]["name"])
+
+
 # --- kubernetes-validate -------------------------------------------------------------------------
 
 

@@ -575,3 +575,19 @@ async def test_the_full_example_applies_every_kind_and_every_request_is_granted_
     assert missing == []
     verbs = {verb for request in requests for _, _, verb in _needed(request)}
     assert verbs == {"get", "list", "patch", "create", "delete"}
+
+
+@pytest.mark.parametrize(
+    "name", ["1edge", "edge.v1", "e" * 58], ids=["leading-digit", "dot", "58-characters"]
+)
+async def test_a_name_that_cannot_name_the_services_is_an_invalid_spec_and_nothing_is_applied(
+    emulator: ApplyingEmulator, kube: Kube, name: str
+) -> None:
+    """Valid for a custom resource (a DNS subdomain), refused by the API server as a Service name."""
+    body = samples.resgate_cluster(samples.minimal_spec())
+    body["metadata"]["name"] = name
+    emulator.objects[RGC, NS, name] = body
+    outcome = await _pass(kube, body)
+    assert _conditions(outcome)["Degraded"] == ("True", "InvalidSpec")
+    assert "it names the gateways' Services" in outcome.status["conditions"][2]["message"]
+    assert _writes(emulator) == []

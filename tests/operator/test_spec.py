@@ -280,3 +280,16 @@ def test_autoscaling_rules_and_defaults() -> None:
         InvalidSpec, match="autoscaling needs targetCPUUtilization or targetConnectionsPerPod"
     ):
         _parse(samples.minimal_spec(autoscaling={"minReplicas": 2, "maxReplicas": 5}))
+
+
+@pytest.mark.parametrize("name", ["edge", "e", "gw-1", "e" * 57])
+def test_names_that_can_name_the_services_are_accepted(name: str) -> None:
+    specs.check_name(name)
+
+
+@pytest.mark.parametrize("name", ["1edge", "edge.v1", "e" * 58, "-edge", "edge-", "Edge", ""])
+def test_names_that_cannot_name_the_services_are_refused(name: str) -> None:
+    with pytest.raises(
+        InvalidSpec, match="must be a DNS label .* of at most 57 characters: it names the gateways' Services"
+    ):
+        specs.check_name(name)
