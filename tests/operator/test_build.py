@@ -534,7 +534,7 @@ def test_desired_objects_put_the_config_before_the_pods_and_list_what_must_be_ab
     assert full.nats_urls == FULL["nats"]["urls"]
 
 
-@settings(max_examples=100, deadline=None, database=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(name=st.from_regex(r"[a-z0-9.-]{1,70}", fullmatch=True))
 def test_every_name_the_operator_accepts_gives_valid_object_names_and_labels(name: str) -> None:
     try:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyresgate_operator import build, health, status
 from pyresgate_operator.reconcile import Event, transition_events
@@ -370,7 +370,7 @@ def _observations(draw: st.DrawFn) -> status.Observed:
     )
 
 
-@settings(max_examples=150, deadline=None, database=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(first=_observations(), second=_observations(), minutes=st.integers(0, 60))
 def test_any_observation_gives_a_status_that_fits_the_schema_and_the_conventions(
     first: status.Observed, second: status.Observed, minutes: int
