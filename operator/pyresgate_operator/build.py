@@ -68,12 +68,14 @@ def selector_string(owner: Owner) -> str:
 
 
 def labels(owner: Owner, cluster: ClusterSpec) -> dict[str, str]:
-    version = cluster.image.rpartition(":")[2]
+    # A label value has at most 63 characters and starts and ends with a letter or digit; a tag runs
+    # to 128 and may start or end with _ . or -.
+    version = cluster.image.rpartition(":")[2][:63].strip("_.-")
     return {
         **selector_labels(owner),
         "app.kubernetes.io/part-of": "pyresgate",
         "app.kubernetes.io/managed-by": OPERATOR_NAME,
-        "app.kubernetes.io/version": version[:63],
+        "app.kubernetes.io/version": version,
     }
 
 
@@ -117,8 +119,8 @@ def nats_urls(cluster: ClusterSpec, service_port: int | None = None) -> list[str
     return [f"nats://{ref.name}.{ref.namespace}.svc:{port}"]
 
 
-def shutdown_seconds(cluster: ClusterSpec) -> int:
-    """Seconds a gateway needs after SIGTERM: drain period plus closing its connections at wsCloseRate.
+def closing_seconds(cluster: ClusterSpec) -> int:
+    """Seconds a gateway needs to close its connections at wsCloseRate, once its drain period is over.
 
     The connection count is the autoscaling target when there is one (a pod holds about that many),
     else ``DEFAULT_EXPECTED_CONNECTIONS``.
@@ -127,8 +129,12 @@ def shutdown_seconds(cluster: ClusterSpec) -> int:
     expected = specs.DEFAULT_EXPECTED_CONNECTIONS
     if cluster.autoscaling and cluster.autoscaling.target_connections:
         expected = cluster.autoscaling.target_connections
-    closing = math.ceil(expected / config.ws_close_rate) if config.ws_close_rate else 1
-    return math.ceil(config.drain_period / 1000) + closing
+    return math.ceil(expected / config.ws_close_rate) if config.ws_close_rate else 1
+
+
+def shutdown_seconds(cluster: ClusterSpec) -> int:
+    """Seconds a gateway needs after SIGTERM: drain period plus closing its connections at wsCloseRate."""
+    return math.ceil(cluster.gateway_config.drain_period / 1000) + closing_seconds(cluster)
 
 
 def gateway_settings(cluster: ClusterSpec, urls: list[str]) -> dict[str, Any]:
@@ -143,8 +149,9 @@ def gateway_settings(cluster: ClusterSpec, urls: list[str]) -> dict[str, Any]:
         settings["natsKey"] = f"{specs.TLS_DIR}/tls.key"
         settings["natsRootCAs"] = [f"{specs.TLS_DIR}/ca.crt"]
     if "shutdownTimeout" not in settings:
-        # Bounded by the grace period below, so the gateway finishes before the kubelet's SIGKILL.
-        settings["shutdownTimeout"] = (shutdown_seconds(cluster) + 5) * 1000
+        # The gateway counts it from the end of its drain period; preStop + drain + this ends inside
+        # the grace period below, so the gateway finishes before the kubelet's SIGKILL.
+        settings["shutdownTimeout"] = (closing_seconds(cluster) + 5) * 1000
     settings["tracing"] = cluster.tracing is not None
     return dict(sorted(settings.items()))
 

@@ -62,6 +62,7 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, default_image: str, now: d
     replicas = int(body.get("spec", {}).get("replicas", specs.DEFAULT_REPLICAS))
     replacements = int(previous_status.get("podReplacements", 0))
     try:
+        specs.check_name(owner.name)
         cluster = specs.parse(body.get("spec") or {}, namespace=owner.namespace, default_image=default_image)
         replicas = cluster.replicas
         secrets, nats_port = _resolve_references(kube, owner, cluster)
