@@ -31,14 +31,15 @@ MMDEBSTRAP_ARGS=(
 log() { echo "image.sh: $*" >&2; }
 podman_k8s() { "$K8S_DIR/cluster" podman "$@"; }
 
-if [ ! -x "$K8S_DIR/cluster" ]; then
-  log "$K8S_DIR/cluster not found (set PYRESGATE_K8S_DIR to the shared/k8s directory)"
-  exit 1
-fi
-if [ "$(id -u)" != 0 ]; then
-  log "needs root (podman as root, mmdebstrap, apt-get)"
-  exit 1
-fi
+# Under CI a missing prerequisite is an error; on a developer machine the step is skipped (and so are
+# the tests in tests/image/ that run containers, with a message saying how to get them).
+cannot() {
+  if [ "${CI:-}" = true ]; then log "$1"; exit 1; fi
+  log "skipped: $1"
+  exit 0
+}
+[ -x "$K8S_DIR/cluster" ] || cannot "$K8S_DIR/cluster not found (set PYRESGATE_K8S_DIR to the shared/k8s directory)"
+[ "$(id -u)" = 0 ] || cannot "needs root (podman as root, mmdebstrap, apt-get)"
 
 missing=()
 for tool in podman runc mmdebstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done

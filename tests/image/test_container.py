@@ -220,19 +220,29 @@ async def test_tracing_exports_spans_from_the_container(
 # --- a mounted config file, and stopping -----------------------------------------------------------------
 
 
-async def test_mounted_config_file_health_and_graceful_stop(
-    containers: Containers, nats_server: NatsServer, service: FakeService, tmp_path: Path
+@pytest.mark.parametrize("as_the_operator_does", [False, True], ids=["mounted-file", "operator-args"])
+async def test_config_file_health_and_graceful_stop(
+    containers: Containers,
+    nats_server: NatsServer,
+    service: FakeService,
+    tmp_path: Path,
+    as_the_operator_does: bool,
 ) -> None:
-    """A config file mounted at /etc/pyresgate/config.json configures the gateway without any variable;
-    the health check reads its adminPort too; SIGTERM (podman stop) stops the gateway cleanly."""
+    """A config file at /etc/pyresgate/config.json configures the gateway without any variable: mounted
+    alone (the entry point finds it), or as the operator's Deployment has it (a read-only directory
+    mount, ``args: [--config, <file>]`` and no command, so the entry point puts ``pyresgate`` in front).
+    The health check reads its adminPort too; SIGTERM (podman stop) stops the gateway cleanly."""
     port, admin_port = free_port(), free_port()
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"natsUrl": nats_server.url, "addr": "127.0.0.1", "port": port,
                                   "adminPort": admin_port}))  # fmt: skip
     os.chmod(config, 0o644)
-    container = await containers.arun(
-        "--network=host", *HARDENED, "--volume", f"{config}:/etc/pyresgate/config.json:ro"
-    )
+    os.chmod(tmp_path, 0o755)
+    if as_the_operator_does:
+        mount, image_args = f"{tmp_path}:/etc/pyresgate:ro", ("--config", "/etc/pyresgate/config.json")
+    else:
+        mount, image_args = f"{config}:/etc/pyresgate/config.json:ro", ()
+    container = await containers.arun("--network=host", *HARDENED, "--volume", mount, image_args=image_args)
     await asyncio.to_thread(container.wait_ready, admin_port)
     get = asyncio.ensure_future(http_get(f"http://127.0.0.1:{port}/api/image/file", REQUEST_TIMEOUT))
     await _answer_get(service, "image.file", {"f": 1})
