@@ -7,7 +7,7 @@
 # `python3` from PATH and then the venv's own paths, so both work).
 ARG BASE=python:3.12-slim
 
-# --- build: a venv with the locked dependencies, and the project's wheel installed beside it --------------
+# --- build: a venv with the locked dependencies, and the project's wheel installed beside it -----------
 FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore \
     PYTHONDONTWRITEBYTECODE=1
@@ -35,7 +35,7 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /dist . 
  && PYTHONPATH=/opt/pyresgate-app /opt/pyresgate/bin/python3 -c \
       "import gateway.cli, pyresgate_operator.cli, opentelemetry.sdk.trace"
 
-# --- runtime: the base plus the venv and the app, run as an unprivileged numeric user ------------------------------
+# --- runtime: the base plus the venv and the app, run as an unprivileged numeric user -------------------
 FROM ${BASE}
 # A passwd/group entry for uid 10001 (name lookups, $HOME); any other uid works as well (OpenShift).
 RUN echo 'pyresgate:x:10001:10001:pyresgate:/tmp:/usr/sbin/nologin' >> /etc/passwd \
@@ -54,7 +54,8 @@ USER 10001:10001
 WORKDIR /tmp
 # Client port (WebSocket + HTTP API), admin port (/healthz, /readyz, /metrics); the gateway's defaults.
 EXPOSE 8080 9090
-# /healthz on the admin port, which follows RESGATE_ADMIN_PORT and RESGATE_ADDR (python: no curl here).
+# /healthz on the admin port, found as the gateway finds it: RESGATE_ADMIN_PORT / RESGATE_ADDR, else the
+# config file, else 9090 (scripts/container_healthcheck.py; python, as there is no curl here).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/opt/pyresgate/bin/python3", "/opt/pyresgate-app/healthcheck.py"]
 ENTRYPOINT ["/opt/pyresgate-app/bin/pyresgate-entrypoint"]
