@@ -59,8 +59,10 @@ if [ -f "$tarball" ] && [ -n "$(find "$tarball" -mtime "+$((MAX_AGE_DAYS - 1))")
 fi
 if [ ! -f "$tarball" ]; then
   start=$SECONDS
-  mmdebstrap --quiet --format=tar "${MMDEBSTRAP_ARGS[@]}" "$tarball.part"
-  mv "$tarball.part" "$tarball"
+  part="$tarball.part.$$" # a run of its own at the same time writes its own file; the last mv wins
+  trap 'rm -f "$part"' EXIT
+  mmdebstrap --quiet --format=tar "${MMDEBSTRAP_ARGS[@]}" "$part"
+  mv "$part" "$tarball"
   log "mmdebstrap: $tarball in $((SECONDS - start)) s"
 fi
 # The image carries the tarball's key and time, so it is imported again only when the tarball changed.
