@@ -85,9 +85,15 @@ created=$(git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
 previous=$(podman_k8s image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 start_ns=$(date +%s%N)
 # The CA bundle mount lets pip inside RUN steps verify the package index; it never lands in the image.
+# --label as well as the build args: podman 4.3 (buildah) reuses a cached LABEL step whose build args
+# changed, so the labels from the Dockerfile alone would keep an earlier revision.
+labels=()
+for kv in "version=$version" "revision=$revision" "created=$created" "base.name=$BASE_IMAGE"; do
+  labels+=(--label "org.opencontainers.image.$kv")
+done
 podman_k8s build --pull=never --format docker --quiet \
   --build-arg "BASE=$BASE_IMAGE" --build-arg "VERSION=$version" \
-  --build-arg "REVISION=$revision" --build-arg "CREATED=$created" \
+  --build-arg "REVISION=$revision" --build-arg "CREATED=$created" "${labels[@]}" \
   -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
   -t "$IMAGE" . >/dev/null
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
