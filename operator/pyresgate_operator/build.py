@@ -137,6 +137,16 @@ def shutdown_seconds(cluster: ClusterSpec) -> int:
     return math.ceil(cluster.gateway_config.drain_period / 1000) + closing_seconds(cluster)
 
 
+def shutdown_timeout_ms(cluster: ClusterSpec) -> int:
+    """The gateway's ``shutdownTimeout``: the user's, else closing time plus 5 s.
+
+    The gateway counts it from the end of its drain period, so drain + this bounds its exit.
+    """
+    if "shutdownTimeout" in cluster.gateway:
+        return cluster.gateway_config.shutdown_timeout
+    return (closing_seconds(cluster) + 5) * 1000
+
+
 def gateway_settings(cluster: ClusterSpec, urls: list[str]) -> dict[str, Any]:
     """The gateway's JSON config file: the user's ``spec.gateway`` plus what the operator owns."""
     settings: dict[str, Any] = dict(cluster.gateway)
@@ -148,10 +158,9 @@ def gateway_settings(cluster: ClusterSpec, urls: list[str]) -> dict[str, Any]:
         settings["natsCert"] = f"{specs.TLS_DIR}/tls.crt"
         settings["natsKey"] = f"{specs.TLS_DIR}/tls.key"
         settings["natsRootCAs"] = [f"{specs.TLS_DIR}/ca.crt"]
-    if "shutdownTimeout" not in settings:
-        # The gateway counts it from the end of its drain period; preStop + drain + this ends inside
-        # the grace period below, so the gateway finishes before the kubelet's SIGKILL.
-        settings["shutdownTimeout"] = (closing_seconds(cluster) + 5) * 1000
+    # preStop + drain + shutdownTimeout ends inside the grace period below: the gateway finishes
+    # before the kubelet's SIGKILL.
+    settings["shutdownTimeout"] = shutdown_timeout_ms(cluster)
     settings["tracing"] = cluster.tracing is not None
     return dict(sorted(settings.items()))
 
@@ -262,8 +271,14 @@ def _container(owner: Owner, cluster: ClusterSpec, mounts: list[dict[str, Any]])
 
 
 def grace_period(cluster: ClusterSpec) -> int:
-    """terminationGracePeriodSeconds: preStop delay + drain + closing connections + a margin."""
-    return cluster.prestop_seconds + shutdown_seconds(cluster) + GRACE_MARGIN_SECONDS
+    """terminationGracePeriodSeconds: preStop delay + drain + the gateway's shutdown bound + a margin.
+
+    The shutdown bound is at least the time to close the expected connections at wsCloseRate, and a
+    user's larger ``shutdownTimeout`` is honoured too.
+    """
+    drain = math.ceil(cluster.gateway_config.drain_period / 1000)
+    bound = max(closing_seconds(cluster), math.ceil(shutdown_timeout_ms(cluster) / 1000))
+    return cluster.prestop_seconds + drain + bound + GRACE_MARGIN_SECONDS
 
 
 def deployment(owner: Owner, cluster: ClusterSpec, *, config_hash_value: str) -> dict[str, Any]:

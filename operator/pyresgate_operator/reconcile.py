@@ -171,7 +171,14 @@ def _apply(
     for obj in desired.objects:
         if obj["kind"] == "ServiceMonitor" and not monitors:
             continue
-        kube.apply(obj)
+        try:
+            kube.apply(obj)
+        except ApiError as exc:
+            if exc.status == 422:  # the spec produced an object the API server refuses: no retry helps
+                raise specs.InvalidSpec(
+                    f"{obj['kind']} {obj['metadata']['name']} refused: {exc.message}"
+                ) from None
+            raise
         metrics.APPLIES.labels(obj["kind"]).inc()
     if monitor_wanted and not monitors and before is None:
         events.append(

@@ -665,3 +665,13 @@ def test_generated_specs_build_valid_kubernetes_objects(spec_body: dict[str, Any
     for obj in desired.objects:
         if obj["kind"] != "ServiceMonitor":
             assert_valid(obj, (version,))
+
+
+def test_grace_period_honours_a_users_larger_shutdown_timeout() -> None:
+    nats = {"urls": ["nats://nats:4222"]}
+    default = specs.parse({"nats": nats}, namespace="apps", default_image="img:1")
+    long = specs.parse(
+        {"nats": nats, "gateway": {"shutdownTimeout": 120000}}, namespace="apps", default_image="img:1"
+    )
+    assert build.grace_period(long) >= long.prestop_seconds + 120 + build.GRACE_MARGIN_SECONDS
+    assert build.grace_period(long) > build.grace_period(default)

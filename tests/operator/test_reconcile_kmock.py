@@ -317,15 +317,33 @@ async def test_api_server_error_surfaces_as_api_error_with_its_message(
     assert (caught.value.status, caught.value.message) == (500, "etcdserver: leader changed")
 
 
-async def test_a_failed_apply_stops_the_pass(emulator: ApplyingEmulator, kube: Kube) -> None:
+async def test_an_apply_refused_as_invalid_is_an_invalid_spec_and_stops_the_pass(
+    emulator: ApplyingEmulator, kube: Kube
+) -> None:
     (
         emulator[f"patch /apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/{NAME}"]
         << 422
         << _status_error(422, 'PodDisruptionBudget.policy "edge" is invalid')
     )
+    outcome = await _pass(kube, _seed(emulator, samples.minimal_spec()))
+    degraded = next(cond for cond in outcome.status["conditions"] if cond["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "InvalidSpec")
+    assert (
+        'PodDisruptionBudget edge refused: PodDisruptionBudget.policy "edge" is invalid'
+        in degraded["message"]
+    )
+    assert "Deployment" not in {request.data.get("kind") for request in _writes(emulator) if request.data}
+
+
+async def test_a_failed_apply_stops_the_pass(emulator: ApplyingEmulator, kube: Kube) -> None:
+    (
+        emulator[f"patch /apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/{NAME}"]
+        << 500
+        << _status_error(500, "etcdserver: request timed out")
+    )
     with pytest.raises(ApiError) as caught:
         await _pass(kube, _seed(emulator, samples.minimal_spec()))
-    assert caught.value.status == 422
+    assert caught.value.status == 500
     assert "Deployment" not in {request.data.get("kind") for request in _writes(emulator) if request.data}
 
 
