@@ -1,7 +1,7 @@
 """``Service``: registers handlers by resource pattern, serves RES requests from NATS, publishes events.
 
 The entry point of the library (see docs/service-library.md). ``start`` connects to NATS (nats-py),
-subscribes to ``access|get|call|auth.<name>.>`` and sends ``system.reset`` for the resources it serves;
+subscribes to the request subjects of its registered patterns and sends ``system.reset`` for the resources it serves;
 each request is decoded, matched to the most specific pattern, and run on the resource's serial worker;
 ``stop`` drains: no new requests, in-flight work finished (bounded), then the connection closed.
 Malformed requests get a ``system.invalidRequest`` reply and a log line; they never stop the service.
@@ -24,6 +24,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from gateway.protocol import patterns
 from gateway.protocol import rid as ridlib
 from pyresgate.service import pattern as patternlib
 from pyresgate.service.errors import (
@@ -52,8 +53,6 @@ log = logging.getLogger("pyresgate.service")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Request kinds the gateway sends (the first token of the subject).
-_KINDS = ("access", "get", "call", "auth")
 #: Seconds a query-event subject keeps answering query requests (go-res: QueryDuration, 3 s).
 DEFAULT_QUERY_DURATION = 3.0
 #: Seconds ``stop`` waits for in-flight handlers before cancelling them.
@@ -184,10 +183,11 @@ class Service:
                 max_reconnect_attempts=-1,
             )
             self._own_nc = True
-        for kind in _KINDS:
-            for subject in self._subjects(kind):
-                self._subs.append(await self._nc.subscribe(subject, cb=self._on_request))
-        await self._nc.flush()
+        subjects = self._subjects()
+        for index, subject in enumerate(subjects):
+            cb = self._subscription_handler(index, subjects)
+            self._subs.append(await self._nc.subscribe(subject, cb=cb))
+        await self._barrier()
         resources, access = self._reset or self._default_reset()
         await self.reset(resources, access)
         log.info(
@@ -195,6 +195,32 @@ class Service:
             self.name,
             self._nc.connected_url.netloc if self._nc.connected_url else "?",
         )
+
+    async def _barrier(self, timeout: float = 5.0) -> None:
+        """Wait until the server has our subscriptions: a message to ourselves, queued behind them.
+
+        ``nc.flush()`` is not enough: nats-py (2.16) writes its PING straight to the socket, ahead of
+        SUB commands still in its pending buffer, so the PONG can come back before the server has
+        them, and a request sent right after ``start`` then meets "no responders".
+        """
+        nc = self.nats
+        if nc.options.get("no_echo"):  # such a connection never hears itself
+            await nc.flush()
+            return
+        inbox = nc.new_inbox()
+        arrived = asyncio.Event()
+
+        async def on_msg(msg: Msg) -> None:
+            arrived.set()
+
+        sub = await nc.subscribe(inbox, cb=on_msg)
+        try:
+            await nc.publish(inbox, b"")
+            await asyncio.wait_for(arrived.wait(), timeout)
+        except TimeoutError:
+            log.warning("service %r: no echo of the subscription barrier within %.0fs", self.name, timeout)
+        finally:
+            await sub.unsubscribe()
 
     async def stop(self, timeout: float = DEFAULT_DRAIN_TIMEOUT) -> None:
         """Graceful stop: stop taking requests, let queued work finish (``timeout`` s), close NATS."""
@@ -345,10 +371,39 @@ class Service:
 
     # ----------------------------------------------------------------- dispatch
 
-    def _subjects(self, kind: str) -> list[str]:
-        if not self.name:
-            return [f"{kind}.>"]
-        return [f"{kind}.{self.name}", f"{kind}.{self.name}.>"]
+    def _subjects(self) -> list[str]:
+        """The request subjects of the registered patterns, and only those.
+
+        Requests for resources that no service serves then get NATS's no-responders answer, which the
+        gateway reports as ``system.notFound`` at once, and other services may own other resources
+        under the same name (resgate's jwt example: ``example.model`` beside edit-text's ``example.shared``).
+        Calls are subscribed for every method of a resource we serve so unknown methods are answered
+        with ``system.methodNotFound``.
+        """
+        subjects: list[str] = []
+        for entry in self._mux.all():
+            wild = entry.pattern.as_reset_pattern()
+            if entry.access is not None:
+                subjects.append(f"access.{wild}")
+            if entry.get is not None:
+                subjects.append(f"get.{wild}")
+            if entry.calls or entry.get is not None:
+                subjects.append(f"call.{wild}" if entry.pattern.tail else f"call.{wild}.*")
+            if entry.auths:
+                subjects.append(f"auth.{wild}" if entry.pattern.tail else f"auth.{wild}.*")
+        return list(dict.fromkeys(subjects))
+
+    def _subscription_handler(self, index: int, subjects: list[str]) -> Callable[[Msg], Awaitable[None]]:
+        """The message callback of subscription ``index``: overlapping subscriptions (``library.>``
+        beside ``library.book.*``) each receive a matching request, so only the first one serves it."""
+        earlier = [p for p in (patterns.compile(subj) for subj in subjects[:index]) if p is not None]
+
+        async def on_msg(msg: Msg) -> None:
+            if any(p.matches(msg.subject) for p in earlier):
+                return
+            await self._on_request(msg)
+
+        return on_msg
 
     def _default_reset(self) -> tuple[list[str], list[str]]:
         entries = self._mux.all()

@@ -41,6 +41,8 @@ class Library:
         self.order: list[str] = ["1", "2"]
         self.next_id = 3
         self.slow_seconds = slow_seconds
+        #: Set when the slow call's handler has begun (tests stop the service while it runs).
+        self.slow_started = asyncio.Event()
         self.svc = Service("library")
         self._register()
 
@@ -116,6 +118,7 @@ class Library:
         await r.ok()
 
     async def slow(self, r: CallRequest) -> str:
+        self.slow_started.set()
         await r.timeout(self.slow_seconds + 2)
         await asyncio.sleep(self.slow_seconds)
         return "done"

@@ -44,7 +44,7 @@ async def ask(nc: NatsClient, subject: str, payload: bytes) -> dict[str, object]
         ("get.library.book.1", b"not json", "Invalid request: payload is not JSON"),
         ("get.library.book.1", b"[1, 2]", "Invalid request: payload must be a JSON object"),
         ("get.library.book.1", b'{"query": 5}', "Invalid request: query must be a string"),
-        ("call.library", b"{}", "Invalid request: bad subject 'call.library'"),
+        ("get.library.book.\u00e9", b"{}", "Invalid request: bad subject 'get.library.book.\u00e9'"),
         ("access.library.book.1", b"\xff\xfe", "Invalid request: payload is not JSON"),
     ],
 )

@@ -180,9 +180,9 @@ async def test_stop_drains_in_flight_requests(gw: GatewayHandle, start_service: 
     lib = await started(start_service, slow_seconds=0.5)
     client = await connect(gw)
     pending = await client.send("call.library.books.slow")
-    await asyncio.sleep(0.2)  # the call is in the handler now
+    await asyncio.wait_for(lib.slow_started.wait(), 5)  # the call is in the handler now
     await lib.svc.stop()
-    assert (await pending.response(timeout=5))["result"] == {"payload": "done"}
+    assert (await pending.response(timeout=5)) == {"id": pending.id, "result": {"payload": "done"}}
     # Stopped: nobody answers any more.
     err = (await client.request("get.library.book.1", timeout=5))["error"]
     assert err["code"] in ("system.notFound", "system.timeout")
