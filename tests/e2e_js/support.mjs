@@ -44,6 +44,13 @@ export async function waitFor(check, what, timeout = 10000) {
   throw new Error(`timed out after ${timeout} ms waiting for ${what}${last ? `: ${last}` : ''}`);
 }
 
+// `promise`, or a rejection after `ms` (a request sent just as the connection drops may never settle).
+export function withTimeout(promise, ms) {
+  let timer;
+  const expire = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms); });
+  return Promise.race([promise, expire]).finally(() => clearTimeout(timer));
+}
+
 function portOpen(port) {
   return new Promise((resolve) => {
     const sock = net.connect(port, '127.0.0.1');
