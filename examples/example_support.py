@@ -74,7 +74,12 @@ async def run_services(
     """Start the services and the page, run the background jobs, stop everything on SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for svc in services:
-        await svc.start(args.nats)
+        try:
+            await svc.start(args.nats)
+        except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+            raise SystemExit(
+                f"cannot start service {svc.name!r} on NATS {args.nats}: {exc or type(exc).__name__}"
+            ) from None
     runner: web.AppRunner | None = None
     if args.http_port:
         runner = web.AppRunner(page_app(folder, routes), access_log=None)

@@ -110,13 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateway-port", type=int, default=8080, help="gateway port (default: %(default)s)")
     parser.add_argument("--http-port", type=int, default=0, help="page port (default: the example's usual)")
     parser.add_argument("--nats-port", type=int, default=0, help="embedded NATS port (default: a free one)")
+    parser.add_argument("--no-npm", action="store_true", help="never run npm install for the page's client")
     args = parser.parse_args(argv)
     http_port = args.http_port or EXAMPLES[args.example]
     nats_port = args.nats_port or free_port()
     nats_url = f"nats://127.0.0.1:{nats_port}"
     require_free(args.gateway_port, "the gateway (--gateway-port)")
     require_free(http_port, "the page (--http-port)")
-    ensure_resclient()
+    if not args.no_npm:
+        ensure_resclient()
 
     procs = Processes()
     stop = False

@@ -55,6 +55,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Seconds a query-event subject keeps answering query requests (go-res: QueryDuration, 3 s).
 DEFAULT_QUERY_DURATION = 3.0
+#: Attempts at the first NATS connection before ``start`` fails (later reconnects are unbounded).
+CONNECT_ATTEMPTS = 3
 #: Seconds ``stop`` waits for in-flight handlers before cancelling them.
 DEFAULT_DRAIN_TIMEOUT = 5.0
 
@@ -78,7 +80,7 @@ class Service:
         self._own_nc = False
         self._subs: list[Subscription] = []
         self._query_subs: set[asyncio.Task[None]] = set()
-        self._stopped = asyncio.Event() if _has_loop() else None
+        self._stopped = asyncio.Event()
         self._reset: tuple[list[str], list[str]] | None = None
 
     # ----------------------------------------------------------------- registration
@@ -172,16 +174,22 @@ class Service:
 
     async def start(self, nats_conn: str | NatsClient | None = None) -> None:
         """Connect (a URL, default ``NATS_URL``) or use a connected client, subscribe, send the reset."""
-        if self._stopped is None:
-            self._stopped = asyncio.Event()
+        self._stopped.clear()
         if isinstance(nats_conn, NatsClient):
             self._nc = nats_conn
         else:
             self._nc = await nats.connect(
                 nats_conn or default_nats_url(),
                 name=f"pyresgate-service {self.name}",
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=CONNECT_ATTEMPTS,
+                reconnect_time_wait=1,
+                error_cb=self._on_nats_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
             )
+            # The bound above is for the first connect (a wrong URL must fail, not hang); once
+            # connected, a running service keeps trying to get back to NATS for as long as it runs.
+            self._nc.options["max_reconnect_attempts"] = -1
             self._own_nc = True
         subjects = self._subjects()
         for index, subject in enumerate(subjects):
@@ -195,6 +203,18 @@ class Service:
             self.name,
             self._nc.connected_url.netloc if self._nc.connected_url else "?",
         )
+
+    async def _on_nats_error(self, exc: Exception) -> None:
+        log.warning("service %r: NATS: %s", self.name, exc or type(exc).__name__)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("service %r: disconnected from NATS; reconnecting", self.name)
+
+    async def _on_reconnected(self) -> None:
+        """Events published while away may be lost: tell the gateway to refetch what we serve."""
+        log.info("service %r: reconnected to NATS", self.name)
+        resources, access = self._reset or self._default_reset()
+        await self.reset(resources, access)
 
     async def _barrier(self, timeout: float = 5.0) -> None:
         """Wait until the server has our subscriptions: a message to ourselves, queued behind them.
@@ -247,12 +267,10 @@ class Service:
             with contextlib.suppress(Exception):
                 await self._nc.drain()
         self._nc = None
-        if self._stopped is not None:
-            self._stopped.set()
+        self._stopped.set()
 
     async def wait_stopped(self) -> None:
         """Return once ``stop`` has finished."""
-        assert self._stopped is not None
         await self._stopped.wait()
 
     def run(
@@ -563,14 +581,6 @@ def _add_method(table: dict[str, Any], method: str, handler: Any, pattern: str) 
     if method in table:
         raise ValueError(f"pattern {pattern!r} already has a handler for method {method!r}")
     table[method] = handler
-
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 __all__ = ["Request", "Service", "default_nats_url"]

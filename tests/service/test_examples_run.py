@@ -43,7 +43,7 @@ EXPECTED: dict[str, tuple[str, int, object]] = {
 
 def start_run_py(example: str, gateway_port: int, http_port: int) -> subprocess.Popen[str]:
     argv = [sys.executable, str(REPO / "examples" / "run.py"), example]
-    argv += ["--gateway-port", str(gateway_port), "--http-port", str(http_port)]
+    argv += ["--gateway-port", str(gateway_port), "--http-port", str(http_port), "--no-npm"]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
