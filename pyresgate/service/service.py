@@ -102,6 +102,8 @@ class Service:
         ``$tag`` parts match one part and are read with ``r.path_param("tag")``; ``*`` matches one part,
         a trailing ``>`` one or more. A call handler under method ``"*"`` serves any method.
         """
+        if self._nc is not None:
+            raise RuntimeError("register handlers before start(): the subscriptions are made there")
         entry = self._mux.entry(patternlib.join(self.name, pattern))
         if access is not None:
             _set_once(entry, "access", access)
@@ -248,7 +250,7 @@ class Service:
             return
         for sub in self._subs:
             with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+                await sub.drain()  # type: ignore[no-untyped-call]  # delivered requests are still served
         self._subs.clear()
         if not await self._groups.wait_idle(timeout):
             log.warning(

@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.service.conftest import ServiceStarter
 from tests.service.library import PASSWORD, Library
@@ -186,3 +187,9 @@ async def test_stop_drains_in_flight_requests(gw: GatewayHandle, start_service: 
     # Stopped: nobody answers any more.
     err = (await client.request("get.library.book.1", timeout=5))["error"]
     assert err["code"] in ("system.notFound", "system.timeout")
+
+
+async def test_handlers_are_registered_before_start(start_service: ServiceStarter) -> None:
+    lib = await started(start_service)
+    with pytest.raises(RuntimeError, match=r"before start\(\)"):
+        lib.svc.handle("late", get=lambda r: {})
