@@ -1,0 +1,85 @@
+"""Rebalancing end to end (issue 11): real ``pyresgate`` processes behind a round-robin TCP proxy.
+
+2 gateways with subscribed clients (400 here, ``PYRESGATE_REBALANCE_CLIENTS`` to change; the
+benchmark runs 2,000) that reconnect and resubscribe as resclient does, while a service publishes a
+sequence-numbered change event 5 times a second. Scale to 4 gateways, run ``rebalance_once`` rounds
+until one finds nothing to do, then check: the spread is within the tolerance with every client back,
+the clients saw no more 1001 closes per second than ``max_shed_per_second`` allows, only the old
+gateways shed, every close was counted, and no client missed or repeated an event within a
+subscription and each ends with the service's current value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+from pyresgate_operator.rebalance import level, spread
+
+from tests.rebalance.scenario import Scenario, max_in_window
+from tests.support.natsserver import NatsServer
+
+CLIENTS = int(os.environ.get("PYRESGATE_REBALANCE_CLIENTS", "400"))
+TOLERANCE = 0.2
+MAX_SHED_PER_SECOND = 50
+EVENTS_PER_SECOND = 5
+#: Reconnect delay of the clients (resclient waits 3 s; shorter keeps the test short).
+RECONNECT_DELAY = 0.1
+
+
+@pytest.mark.timeout(150)
+async def test_scale_out_from_2_to_4_gateways_rebalances_within_tolerance(nats_server: NatsServer) -> None:
+    scenario = await Scenario.start(nats_server.url, 2)
+    try:
+        scenario.service.start_publishing(EVENTS_PER_SECOND)
+        await scenario.connect_clients(CLIENTS, delay=RECONNECT_DELAY, timeout=30)
+        assert await scenario.counts() == [CLIENTS // 2, CLIENTS - CLIENTS // 2]
+
+        await scenario.add_gateways(2)
+        assert await scenario.counts() == [CLIENTS // 2, CLIENTS - CLIENTS // 2, 0, 0]
+        t0 = time.monotonic()
+        converged = await scenario.rebalance(TOLERANCE, MAX_SHED_PER_SECOND, timeout=60, settle=0.3)
+        took = time.monotonic() - t0
+        rounds = [(r.result.counts, r.result.targets, r.result.errors) for r in scenario.rounds]
+        assert converged, f"not balanced after {took:.1f}s: {rounds}"
+
+        # The spread ends within the tolerance, with every client connected and subscribed.
+        states = await scenario.status()
+        counts = [s["connections"] for s in states]
+        assert sum(counts) == CLIENTS, counts
+        assert spread({f"gw-{i}": n for i, n in enumerate(counts)}) <= TOLERANCE, counts
+        assert scenario.subscribed() == CLIENTS
+
+        # Only the two old gateways shed; the clients saw every counted close, no others, at the rate.
+        shed = [s["shedTotal"] for s in states]
+        closes = scenario.shed_closes()
+        assert shed[2:] == [0, 0] and sum(shed) > 0, shed
+        assert len(closes) == sum(shed), (len(closes), shed)
+        assert all(code == 1001 for c in scenario.clients for _, code in c.closes)
+        per_second = max_in_window(closes)
+        assert per_second <= MAX_SHED_PER_SECOND * 1.1 + 4, f"{per_second} closes within one second"
+        first_round = scenario.rounds[0].result
+        keep = level(first_round.counts, TOLERANCE)  # 110 for 400 clients: ceil(100 * 1.1)
+        assert first_round.targets == {"gw-0": keep, "gw-1": keep}, first_round
+
+        # No client lost an event it was owed: none skipped or repeated within a subscription, and
+        # once the service stops, every client holds its current value.
+        await scenario.service.stop_publishing()
+        final = scenario.service.seq
+        deadline = time.monotonic() + 10
+        while any(c.seq != final for c in scenario.clients) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        behind = [(i, c.seq) for i, c in enumerate(scenario.clients) if c.seq != final]
+        assert not behind, f"{len(behind)} clients not at seq {final}: {behind[:10]}"
+        errors = [(i, e) for i, c in enumerate(scenario.clients) for e in c.errors]
+        assert not errors, errors[:10]
+        resubscribed = sum(c.subscribes > 1 for c in scenario.clients)
+        assert resubscribed == len(closes), (resubscribed, len(closes))  # each shed client came back once
+        print(
+            f"\nrebalanced {CLIENTS} clients in {took:.1f}s over {len(scenario.rounds)} rounds: {counts}, "
+            f"{len(closes)} shed, at most {per_second}/s; {final} events"
+        )
+    finally:
+        await scenario.close()
