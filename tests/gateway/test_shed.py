@@ -132,6 +132,15 @@ async def test_shed_respects_the_rate(gateway_factory: GatewayFactory) -> None:
     assert all(c.close_code == GOING_AWAY for c in clients)
 
 
+async def test_shed_at_a_higher_rate_goes_in_batches_at_that_rate(gateway_factory: GatewayFactory) -> None:
+    gw, admin = await _admin_gateway(gateway_factory)
+    clients = await _clients(gw, 30)
+    assert (await _post(admin + "/shed", {"target": 0, "rate": 40}))[0] == 200
+    times = sorted(await _wait_closed(clients, timeout=5))
+    # Batches of 2 every 50 ms: 30 closes span 14 intervals, 0.7 s.
+    assert times[-1] - times[0] >= 0.6, f"30 closes at 40/s took only {times[-1] - times[0]:.3f}s"
+
+
 async def test_a_second_shed_replaces_the_first(gateway_factory: GatewayFactory) -> None:
     gw, admin = await _admin_gateway(gateway_factory)
     clients = await _clients(gw, 6)

@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import aiohttp
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from pyresgate_operator.rebalance import RebalanceResult, rebalance_once, spread
 
-from tests.runtime.helpers import AutoService, GatewayProcess
+from tests.runtime.helpers import GatewayProcess
+from tests.support.fakeservice import HARNESS_PREFIX
 from tests.support.resubscriber import Resubscriber
 from tests.support.tcpproxy import RoundRobinProxy
 
@@ -29,22 +33,40 @@ CONNECT_BATCH = 100
 
 
 class CounterService:
-    """``test.counter`` = ``{"seq": n}``; ``publish`` makes n+1 the value and sends it as a change event."""
+    """``test.counter`` = ``{"seq": n}``; ``publish`` makes n+1 the value and sends it as a change event.
+
+    Answers access and get requests straight from the nats-py callbacks (no flush per reply), so a
+    thousand clients resubscribing at once are served in milliseconds rather than queueing behind
+    each other until the gateways' request timeout.
+    """
 
     def __init__(self, nats_url: str) -> None:
+        self.nats_url = nats_url
         self.seq = 0
-        self.auto = AutoService(nats_url, {RID: {"seq": 0}})
         self.published = 0
+        self.requests = 0
+        self._nc: NATS | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> Self:
-        await self.auto.start()
+        self._nc = await nats.connect(self.nats_url, name=HARNESS_PREFIX + "-counter")
+        await self._nc.subscribe(f"access.{RID}", cb=self._on_access)
+        await self._nc.subscribe(f"get.{RID}", cb=self._on_get)
+        await self._nc.flush()
         return self
 
+    async def _on_access(self, msg: Msg) -> None:
+        self.requests += 1
+        await msg.respond(b'{"result":{"get":true}}')
+
+    async def _on_get(self, msg: Msg) -> None:
+        self.requests += 1
+        await msg.respond(b'{"result":{"model":{"seq":%d}}}' % self.seq)
+
     async def publish(self) -> None:
-        self.seq += 1
-        self.auto.models[RID] = {"seq": self.seq}  # new subscribers get the current value
-        await self.auto.event(RID, "change", {"values": {"seq": self.seq}})
+        assert self._nc is not None
+        self.seq += 1  # new subscribers get this value from now on
+        await self._nc.publish(f"event.{RID}.change", b'{"values":{"seq":%d}}' % self.seq)
         self.published += 1
 
     def start_publishing(self, per_second: float) -> None:
@@ -61,10 +83,13 @@ class CounterService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.flush()
 
     async def close(self) -> None:
         await self.stop_publishing()
-        await self.auto.close()
+        if self._nc is not None:
+            await self._nc.close()
 
 
 @dataclass
@@ -123,10 +148,15 @@ class Scenario:
         for gw in self.gateways[-n:]:
             self.proxy.add_backend(gw.port)
 
-    async def connect_clients(self, n: int, *, delay: float, max_delay: float = 2.0, timeout: float) -> None:
+    async def connect_clients(
+        self, n: int, *, delay: float, retry: float, jitter: float = 0.5, timeout: float
+    ) -> None:
         """Start ``n`` clients and wait until all are subscribed."""
         for i in range(n):
-            client = Resubscriber(self.url, RID, self.session, delay=delay, max_delay=max_delay, seed=i)
+            client = Resubscriber(
+                self.url, RID, self.session, delay=delay, retry=retry, max_delay=max(2.0, delay), jitter=jitter,
+                seed=i,
+            )  # fmt: skip
             self.clients.append(client)
             self.tasks.append(asyncio.ensure_future(client.run()))
             if (i + 1) % CONNECT_BATCH == 0:

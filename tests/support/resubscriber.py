@@ -5,8 +5,10 @@ Used by the rebalancing tests (``tests/rebalance/``) and ``bench/rebalance.py`` 
 ``{"seq": n}`` whose service publishes ``change`` events with n+1, n+2, ... Within one subscription
 each event must carry the next number (a skipped or repeated number is recorded in ``errors``); after
 a resubscribe the client starts from the value in the subscribe response, which is what resclient
-does with a stale resource. ``gaps`` are the client-visible outages: seconds from a close to the next
-subscribe response. (resclient itself waits a fixed 3 s before reconnecting.)
+does with a stale resource, and a subscribe that fails (e.g. a service timeout) is tried again after
+``retry`` seconds, as resclient retries a stale resource. ``gaps`` are the client-visible outages:
+seconds from a close to the next subscribe response. (resclient waits a fixed 3 s before
+reconnecting and 2 s before retrying a subscribe.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ CONNECT_TIMEOUT = 5.0
 
 
 class Resubscriber:
-    """One client subscribed to ``rid`` through ``url``; ``run`` until ``stop``."""
+    """One client subscribed to ``rid`` through ``url``; ``run`` until ``stop``.
+
+    Waits ``delay`` seconds (times a random factor within 1 ± ``jitter``) after a close, doubling
+    up to ``max_delay`` while connecting fails, and ``retry`` seconds before repeating a failed
+    subscribe.
+    """
 
     def __init__(
         self,
@@ -33,14 +40,18 @@ class Resubscriber:
         session: aiohttp.ClientSession,
         *,
         delay: float = 0.1,
+        retry: float = 2.0,
         max_delay: float = 2.0,
+        jitter: float = 0.5,
         seed: int = 0,
     ) -> None:
         self.url = url
         self.rid = rid
         self.session = session
         self.delay = delay
+        self.retry = retry
         self.max_delay = max_delay
+        self.jitter = jitter
         self._random = random.Random(seed)
         self.seq: int | None = None
         self.subscribed = False
@@ -50,7 +61,10 @@ class Resubscriber:
         self.closes: list[tuple[float, int | None]] = []
         #: Seconds without a subscription after each close (close to the next subscribe response).
         self.gaps: list[float] = []
+        #: Error responses to a subscribe (each retried after ``retry`` seconds).
+        self.subscribe_failures: list[str] = []
         self.errors: list[str] = []
+        self._next_id = 2
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = False
 
@@ -85,19 +99,37 @@ class Resubscriber:
             await self._ws.close()
 
     async def _sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds * self._random.uniform(0.5, 1.5))
+        await asyncio.sleep(seconds * self._random.uniform(1 - self.jitter, 1 + self.jitter))
 
     async def _serve(self, ws: aiohttp.ClientWebSocketResponse, lost_at: float | None) -> None:
         await ws.send_str('{"id":1,"method":"version","params":{"protocol":"1.2.3"}}')
-        await ws.send_str(f'{{"id":2,"method":"subscribe.{self.rid}"}}')
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            data: Any = orjson.loads(msg.data)
-            if data.get("id") == 2:
-                self._on_subscribed(data, lost_at)
-            elif "event" in data:
-                self._on_event(data)
+        await self._subscribe(ws)
+        retry: asyncio.Task[None] | None = None
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                data: Any = orjson.loads(msg.data)
+                if data.get("id") == self._next_id:
+                    if "error" in data:
+                        self.subscribe_failures.append(str(data["error"])[:200])
+                        retry = asyncio.ensure_future(self._resubscribe_later(ws))
+                    else:
+                        self._on_subscribed(data, lost_at)
+                elif "event" in data:
+                    self._on_event(data)
+        finally:
+            if retry is not None:
+                retry.cancel()
+
+    async def _subscribe(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._next_id += 1
+        await ws.send_str(f'{{"id":{self._next_id},"method":"subscribe.{self.rid}"}}')
+
+    async def _resubscribe_later(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        await self._sleep(self.retry)
+        if not ws.closed:
+            await self._subscribe(ws)
 
     def _on_subscribed(self, data: Any, lost_at: float | None) -> None:
         try:
