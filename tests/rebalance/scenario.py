@@ -22,12 +22,14 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from pyresgate_operator.rebalance import RebalanceResult, rebalance_once, spread
 
-from tests.runtime.helpers import GatewayProcess
+from tests.runtime.helpers import GatewayProcess, port_accepts
 from tests.support.fakeservice import HARNESS_PREFIX
 from tests.support.resubscriber import Resubscriber
 from tests.support.tcpproxy import RoundRobinProxy
 
 RID = "test.counter"
+#: Seconds a gateway process gets to become ready (generous: the machine may be busy).
+START_TIMEOUT = 30.0
 #: Clients connecting at the same time (the rest wait), so start-up does not swamp the machine.
 CONNECT_BATCH = 100
 
@@ -134,18 +136,14 @@ class Scenario:
     def endpoints(self) -> dict[str, str]:
         return {f"gw-{i}": gw.admin_url for i, gw in enumerate(self.gateways)}
 
-    async def add_gateways(self, n: int) -> None:
+    async def add_gateways(self, n: int, timeout: float = START_TIMEOUT) -> None:
         """Start ``n`` more gateways and put them behind the proxy once ready (a scale-out)."""
-        started = await asyncio.gather(
-            *(GatewayProcess.start(self.nats_url) for _ in range(n)), return_exceptions=True
-        )
-        for gw in started:
-            if isinstance(gw, GatewayProcess):
-                self.gateways.append(gw)
-        for gw in started:
-            if isinstance(gw, BaseException):
-                raise gw
-        for gw in self.gateways[-n:]:
+        spawned = [await GatewayProcess.spawn([], nats_url=self.nats_url) for _ in range(n)]
+        self.gateways.extend(spawned)  # killed by close() whatever happens next
+        for gw in spawned:
+            await gw.wait_ready(timeout)
+            assert await port_accepts(gw.port), f"client port {gw.port} not accepting\n{gw.log()}"
+        for gw in spawned:
             self.proxy.add_backend(gw.port)
 
     async def connect_clients(
