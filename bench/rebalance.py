@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -60,6 +61,47 @@ async def sample(scenario: Scenario, timeline: list[tuple[float, list[int]]], t0
         await asyncio.sleep(1.0)
 
 
+def shed_sampler(urls: list[str], period: float = 0.1) -> None:
+    """Child process (``--sample-shed``): every ``period`` s, print the time and the gateways' summed
+    ``shedTotal``. Apart from the busy client process, so the gateways' real pace is what it sees."""
+    import urllib.request
+
+    while True:
+        at, total = time.monotonic(), 0
+        for url in urls:
+            with urllib.request.urlopen(url + "/connections", timeout=2) as resp:
+                total += json.loads(resp.read())["shedTotal"]
+        print(f"{at:.4f} {total}", flush=True)
+        time.sleep(period)
+
+
+def max_shed_in(samples: list[tuple[float, int]], window: float) -> int:
+    """Most closes between two samples at most ``window`` seconds apart (gateway-side counts)."""
+    best, lo = 0, 0
+    for hi in range(len(samples)):
+        while samples[hi][0] - samples[lo][0] > window:
+            lo += 1
+        best = max(best, samples[hi][1] - samples[lo][1])
+    return best
+
+
+async def start_shed_sampler(scenario: Scenario) -> asyncio.subprocess.Process:
+    urls = ",".join(gw.admin_url for gw in scenario.gateways)
+    return await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--sample-shed", urls, stdout=asyncio.subprocess.PIPE
+    )
+
+
+async def stop_shed_sampler(proc: asyncio.subprocess.Process) -> list[tuple[float, int]]:
+    proc.terminate()
+    out, _ = await proc.communicate()
+    samples = []
+    for line in out.decode().splitlines():
+        t, total = line.split()
+        samples.append((float(t), int(total)))
+    return samples
+
+
 async def run_mode(rebalance: bool, args: argparse.Namespace) -> dict[str, Any]:
     server = NatsServer.start()
     scenario: Scenario | None = None
@@ -74,12 +116,14 @@ async def run_mode(rebalance: bool, args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.monotonic()
         timeline: list[tuple[float, list[int]]] = []
         sampler = asyncio.ensure_future(sample(scenario, timeline, t0))
+        shed_sampler_proc = await start_shed_sampler(scenario)
         balanced_after: float | None = None
         if rebalance:
             ok = await scenario.rebalance(TOLERANCE, MAX_SHED_PER_SECOND, timeout=args.observe, settle=0.3)
             balanced_after = time.monotonic() - t0 if ok else None
         await asyncio.sleep(max(args.observe - (time.monotonic() - t0), 0))
         sampler.cancel()
+        shed_samples = await stop_shed_sampler(shed_sampler_proc)
         await scenario.service.stop_publishing()
         final = scenario.service.seq
         deadline = time.monotonic() + 30
@@ -101,6 +145,8 @@ async def run_mode(rebalance: bool, args: argparse.Namespace) -> dict[str, Any]:
             "max_closes_per_client": max((len(c.closes) for c in clients), default=0),
             "closes_max_1s": max_in_window(closes),
             "closes_max_5s": max_in_window(closes, 5.0),
+            "gateway_shed_max_1s": max_shed_in(shed_samples, 1.0),
+            "gateway_shed_max_5s": max_shed_in(shed_samples, 5.0),
             "gap_p50": pct(gaps, 0.5),
             "gap_p99": pct(gaps, 0.99),
             "gap_max": max(gaps, default=0.0),
@@ -153,7 +199,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     row("1001 closes (clients disconnected; most for one client)",
         lambda r: f"{r['closes']} ({r['clients_closed']}; {r['max_closes_per_client']})")  # fmt: skip
     row(
-        "closes in the busiest 1 s / 5 s (client-side)",
+        "shed in the busiest 1 s / 5 s, gateway-side (shedTotal sampled at 10 Hz)",
+        lambda r: f"{r['gateway_shed_max_1s']} / {r['gateway_shed_max_5s']}",
+    )
+    row(
+        "closes seen by the clients in the busiest 1 s / 5 s",
         lambda r: f"{r['closes_max_1s']} / {r['closes_max_5s']}",
     )
     row("gap per shed client p50 / p99 / max",
@@ -175,7 +225,11 @@ async def main() -> None:
     parser.add_argument("--observe", type=float, default=90.0, help="seconds observed after the scale-out")
     parser.add_argument("--events", type=float, default=2.0, help="change events per second")
     parser.add_argument("--only", choices=["on", "off"])
+    parser.add_argument("--sample-shed", help=argparse.SUPPRESS)  # internal: the sampler child
     args = parser.parse_args()
+    if args.sample_shed:
+        shed_sampler(args.sample_shed.split(","))
+        return
     results = []
     for mode in ("off", "on"):
         if args.only in (None, mode):
