@@ -65,9 +65,19 @@ class ConfigError(Exception):
     """Invalid configuration; the message is one line naming the offending key."""
 
 
-def _key(json_key: str, default: Any, description: str, **kwargs: Any) -> Any:
-    """A field known under resgate's JSON key (also accepted: the Python field name)."""
-    return Field(default, alias=json_key, description=description, **kwargs)
+#: Schema limits of a TCP port setting (0 means off or default, per setting).
+PORT_RANGE: dict[str, Any] = {"minimum": 0, "maximum": 65535}
+
+
+def _key(
+    json_key: str, default: Any, description: str, *, schema: dict[str, Any] | None = None, **kwargs: Any
+) -> Any:
+    """A field known under resgate's JSON key (also accepted: the Python field name).
+
+    ``schema`` states the limits the validators below enforce, in JSON-schema words, so that the
+    operator's CRD (``pyresgate_operator.crd``) can publish them; a test checks both agree.
+    """
+    return Field(default, alias=json_key, description=description, json_schema_extra=schema, **kwargs)
 
 
 class Config(BaseSettings):
@@ -87,9 +97,14 @@ class Config(BaseSettings):
     nats_key: str = _key("natsKey", "", "NATS client private key file (requires natsCert)")
     nats_root_cas: list[str] = _key("natsRootCAs", [], "NATS root CA files")
     request_timeout: int = _key(
-        "requestTimeout", DEFAULT_REQUEST_TIMEOUT_MS, "Timeout of requests to services, milliseconds"
+        "requestTimeout",
+        DEFAULT_REQUEST_TIMEOUT_MS,
+        "Timeout of requests to services, milliseconds",
+        schema={"minimum": 0},
     )
-    buffer_size: int = _key("bufferSize", 8192, "NATS incoming message buffer (messages)")
+    buffer_size: int = _key(
+        "bufferSize", 8192, "NATS incoming message buffer (messages)", schema={"minimum": 0}
+    )
 
     # --- logging ----------------------------------------------------------------------------------
     debug: bool = _key("debug", False, "Enable debug logging")
@@ -97,11 +112,16 @@ class Config(BaseSettings):
 
     # --- client listener --------------------------------------------------------------------------
     addr: str = _key("addr", "0.0.0.0", 'Bind address (IPv4/IPv6 literal; "" = all interfaces)')
-    port: int = _key("port", DEFAULT_PORT, "HTTP/WebSocket port")
+    port: int = _key("port", DEFAULT_PORT, "HTTP/WebSocket port", schema=PORT_RANGE)
     ws_path: str = _key("wsPath", "/", "WebSocket path")
     api_path: str = _key("apiPath", "/api/", "HTTP API path prefix (always ends with /)")
-    metrics_port: int = _key("metricsPort", 0, "Metrics port (0 = disabled)")
-    api_encoding: str = _key("apiEncoding", "json", "HTTP API encoding: json or jsonflat")
+    metrics_port: int = _key("metricsPort", 0, "Metrics port (0 = disabled)", schema=PORT_RANGE)
+    api_encoding: str = _key(
+        "apiEncoding",
+        "json",
+        "HTTP API encoding: json or jsonflat",
+        schema={"pattern": "^(?i)(json|jsonflat)$"},
+    )
     header_auth: str | None = _key("headerAuth", None, "Auth method for HTTP requests: <rid>.<method>")
     ws_header_auth: str | None = _key(
         "wsHeaderAuth", None, "Auth method for WebSocket upgrades: <rid>.<method>"
@@ -114,9 +134,14 @@ class Config(BaseSettings):
     cert_file: str = _key("certFile", "", "TLS certificate file")
     key_file: str = _key("keyFile", "", "TLS private key file")
     ws_compression: bool = _key("wsCompression", False, "Enable permessage-deflate for WebSockets")
-    reset_throttle: int = _key("resetThrottle", 0, "Max concurrent requests on system.reset (0 = unlimited)")
+    reset_throttle: int = _key(
+        "resetThrottle", 0, "Max concurrent requests on system.reset (0 = unlimited)", schema={"minimum": 0}
+    )
     reference_throttle: int = _key(
-        "referenceThrottle", 0, "Max concurrent gets while loading references (0 = unlimited)"
+        "referenceThrottle",
+        0,
+        "Max concurrent gets while loading references (0 = unlimited)",
+        schema={"minimum": 0},
     )
 
     # --- pyresgate extensions (not in resgate) ------------------------------------------------------
@@ -124,24 +149,37 @@ class Config(BaseSettings):
         "cacheEvictionDelay",
         DEFAULT_CACHE_EVICTION_DELAY_MS,
         "Milliseconds an unused resource stays cached (resgate: fixed 5000)",
+        schema={"minimum": 0},
     )
     admin_port: int = _key(
-        "adminPort", DEFAULT_ADMIN_PORT, "Admin port: health, readiness, metrics (0 = off)"
+        "adminPort", DEFAULT_ADMIN_PORT, "Admin port: health, readiness, metrics (0 = off)", schema=PORT_RANGE
     )
     exit_on_nats_loss: bool = _key(
         "exitOnNatsLoss", False, "Exit with code 1 when the NATS connection is lost, as resgate does"
     )
     workers: int = _key(
-        "workers", 1, "Gateway processes sharing the client port (SO_REUSEPORT), each a full gateway"
+        "workers",
+        1,
+        "Gateway processes sharing the client port (SO_REUSEPORT), each a full gateway",
+        schema={"minimum": 1},
     )
     drain_period: int = _key(
-        "drainPeriod", 0, "Milliseconds to keep serving after SIGTERM while /readyz reports unready"
+        "drainPeriod",
+        0,
+        "Milliseconds to keep serving after SIGTERM while /readyz reports unready",
+        schema={"minimum": 0},
     )
     ws_close_rate: int = _key(
-        "wsCloseRate", 1000, "WebSocket connections closed per second on shutdown (0 = all at once)"
+        "wsCloseRate",
+        1000,
+        "WebSocket connections closed per second on shutdown (0 = all at once)",
+        schema={"minimum": 0},
     )
     shutdown_timeout: int = _key(
-        "shutdownTimeout", 10000, "Milliseconds a graceful shutdown may take before leftovers are cut"
+        "shutdownTimeout",
+        10000,
+        "Milliseconds a graceful shutdown may take before leftovers are cut",
+        schema={"minimum": 0},
     )
     tracing: bool = _key(
         "tracing",
@@ -503,12 +541,27 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         raise ConfigError(f"invalid JSON in config file {os.fspath(path)}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config file {os.fspath(path)}: expected a JSON object")
+    return file_keys(data)
+
+
+def file_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Config-file content keyed by resgate's JSON keys: matched case-insensitively, unknown keys dropped."""
     values: dict[str, Any] = {}
     for key, value in data.items():
         json_key = _KEYS_BY_LOWER.get(str(key).lower())
         if json_key is not None:
             values[json_key] = value
     return values
+
+
+def from_file_values(data: Mapping[str, Any]) -> Config:
+    """The Config that a JSON config file holding ``data`` gives on its own (no env, no flags).
+
+    Used by the operator to check ``spec.gateway`` with the gateway's own rules before it writes
+    that file into a ConfigMap. Raises ConfigError like ``load_config``.
+    """
+    with _use_layers({}, file_keys(data)):
+        return Config()
 
 
 # --- command-line flags -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -68,6 +69,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="PORT",
         help=f"serve Prometheus /metrics on this port (0 = off; default {DEFAULT_METRICS_PORT})",
     )
+    parser.add_argument(
+        "--gateway-image",
+        default=os.environ.get("PYRESGATE_GATEWAY_IMAGE") or None,
+        metavar="REPO:TAG",
+        help="image of gateways whose spec.image does not name one (env PYRESGATE_GATEWAY_IMAGE; default "
+        "ghcr.io/pyresgate/pyresgate:<operator version>)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"pyresgate-operator {__version__}")
     return parser.parse_args(argv)
@@ -82,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     import kopf
 
-    from pyresgate_operator import handlers  # noqa: F401  (registers the handlers)
+    from pyresgate_operator import handlers  # registers the handlers
 
     if args.metrics_port:
         metrics.serve(args.metrics_port)
@@ -94,4 +102,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         peering_name=None if args.standalone else args.peering,
         priority=args.priority,
         liveness_endpoint=liveness,
+        memo=kopf.Memo(gateway_image=args.gateway_image or handlers.DEFAULT_GATEWAY_IMAGE),
     )
