@@ -3,20 +3,22 @@
 
     .venv/bin/python bench/rebalance.py [--clients 2000] [--reconnect-delay 3] [--observe 90]
 
-Per mode, fresh processes: a nats-server, 2 ``pyresgate`` gateways behind a round-robin TCP proxy
-(the Service), ``--clients`` clients subscribed to a resource whose service publishes a numbered
-change event ``--events`` times a second (2), and reconnecting as resclient does (``--reconnect-delay`` seconds
-after a close, resclient's fixed 3 s by default). Then 2 more gateways join the proxy and, for
-``--observe`` seconds, the gateways' connection counts are sampled every second:
+Per mode, fresh processes: a nats-server, 2 ``pyresgate`` gateways behind a round-robin TCP
+proxy (the Service), ``--clients`` clients subscribed to a resource whose service publishes a
+numbered change event ``--events`` times a second (2), and reconnecting as resclient does
+(``--reconnect-delay`` seconds after a close, resclient's fixed 3 s by default). Then 2 more
+gateways join the proxy and, for ``--observe`` seconds, the gateways' connection counts are
+sampled every second:
 
 - ``off``: nothing else happens (what an HPA alone gives: new pods get only new clients);
 - ``on``: ``pyresgate_operator.rebalance.rebalance_once`` rounds (tolerance 0.2, 50 closes/s),
   each after the previous one's shedding finished and its clients came back, until one finds the
   spread within the tolerance.
 
-Reported: the spread over time, time to balance, closes, the gaps (seconds from a close to the next
-subscribe response, per shed client), and a correctness check (no skipped or repeated event; every
-client ends on the service's current value). Writes a Markdown table on stdout for
+Reported: the spread over time, time to balance, closes and their pace (as the gateways count
+them, sampled by a separate process, and as the clients see them), the gaps (seconds from a close
+to the next subscribe response, per shed client), and a correctness check (no skipped or repeated
+event; every client ends on the service's current value). Writes a Markdown table on stdout for
 docs/autoscaling.md. Talks only to 127.0.0.1.
 """
 

@@ -152,9 +152,15 @@ class Scenario:
         """Start ``n`` clients and wait until all are subscribed."""
         for i in range(n):
             client = Resubscriber(
-                self.url, RID, self.session, delay=delay, retry=retry, max_delay=max(2.0, delay), jitter=jitter,
+                self.url,
+                RID,
+                self.session,
+                delay=delay,
+                retry=retry,
+                max_delay=max(2.0, delay),
+                jitter=jitter,
                 seed=i,
-            )  # fmt: skip
+            )
             self.clients.append(client)
             self.tasks.append(asyncio.ensure_future(client.run()))
             if (i + 1) % CONNECT_BATCH == 0:
