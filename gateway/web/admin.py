@@ -39,7 +39,10 @@ def make_app(gateway: Gateway) -> web.Application:
         return web.json_response({**gateway.closer.status(), "draining": gateway.draining})
 
     async def shed(request: web.Request) -> web.Response:
-        body = await request.read()
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": f"body larger than {SHED_MAX_BODY_BYTES} bytes"}, status=413)
         try:
             target, rate = parse_shed(body)
         except BadShedRequest as exc:

@@ -205,6 +205,14 @@ async def test_bad_shed_bodies_get_400_and_shed_nothing(
     assert (await _get(admin + "/connections"))[1]["shedTotal"] == 0
 
 
+async def test_a_huge_shed_body_gets_413_and_sheds_nothing(gateway_factory: GatewayFactory) -> None:
+    gw, admin = await _admin_gateway(gateway_factory)
+    clients = await _clients(gw, 1)
+    status, reply = await _post(admin + "/shed", b'{"target": 0, "rate": 1, "pad": "' + b"x" * 10_000 + b'"}')
+    assert status == 413 and "larger than" in reply["error"], reply
+    assert not clients[0].closed and (await _get(admin + "/connections"))[1]["shedTotal"] == 0
+
+
 async def test_shed_is_not_on_the_client_port(gateway_factory: GatewayFactory) -> None:
     gw, admin = await _admin_gateway(gateway_factory)
     clients = await _clients(gw, 2)
