@@ -124,11 +124,12 @@ async def test_shed_respects_the_rate(gateway_factory: GatewayFactory) -> None:
     t0 = time.monotonic()
     assert (await _post(admin + "/shed", {"target": 0, "rate": 10}))[0] == 200
     times = sorted(await _wait_closed(clients, timeout=5))
-    # 8 closes at 10/s: one every 100 ms, the first at once, the last 0.7 s after it.
-    assert times[0] - t0 < 0.5, times[0] - t0
+    # 8 closes at 10/s: one every 100 ms, the first at once, the last 0.7 s after it. A stall of
+    # the loop can make two look simultaneous, but the next is still spaced from the later one.
+    assert times[0] - t0 < 1.0, times[0] - t0
     assert times[-1] - times[0] >= 0.6, f"8 closes at 10/s took only {times[-1] - times[0]:.3f}s"
     for i in range(len(times) - 2):
-        assert times[i + 2] - times[i] >= 0.12, f"3 closes within {times[i + 2] - times[i]:.3f}s"
+        assert times[i + 2] - times[i] >= 0.09, f"3 closes within {times[i + 2] - times[i]:.3f}s"
     assert all(c.close_code == GOING_AWAY for c in clients)
 
 
