@@ -134,15 +134,18 @@ async def rebalance_once(
             shedding.add(pod)
     targets = plan(counts, tolerance)
     rates = {pod: max_shed_per_second / len(targets) for pod in targets}
-    # Stop what an earlier round started and this one does not want, before asking for more.
+    # Stop what an earlier round started and this one does not want, before asking for more, so
+    # the pods shedding at any moment share at most max_shed_per_second.
     stopped = sorted(shedding - set(targets))
-    requests = {pod: (counts[pod], max_shed_per_second) for pod in stopped}
-    requests.update({pod: (targets[pod], rates[pod]) for pod in targets})
-    order = [*stopped, *targets]
-    results = await asyncio.gather(*(_shed(session, endpoints[pod], *requests[pod]) for pod in order))
-    for pod, problem in zip(order, results):
-        if problem is not None:
-            errors[pod] = problem
+    for step in (
+        {pod: (counts[pod], max_shed_per_second) for pod in stopped},
+        {pod: (targets[pod], rates[pod]) for pod in targets},
+    ):
+        pods_in_step = list(step)
+        results = await asyncio.gather(*(_shed(session, endpoints[pod], *step[pod]) for pod in pods_in_step))
+        for pod, problem in zip(pods_in_step, results):
+            if problem is not None:
+                errors[pod] = problem
     return RebalanceResult(counts=counts, targets=targets, rates=rates, errors=errors, stopped=stopped)
 
 
