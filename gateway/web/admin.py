@@ -3,7 +3,7 @@
 Started by ``gateway.app.Gateway`` on its own port so probes and scrapes never compete with
 clients. ``/healthz`` answers while the process and its event loop run; ``/readyz`` only while NATS
 is connected and the gateway is not draining, which is what Kubernetes should route traffic by.
-``GET /connections`` and ``POST /shed`` are what the operator's rebalancer
+``GET /connections`` and ``POST /shed`` (``DELETE /shed`` stops a shed) are what the operator's rebalancer
 (``pyresgate_operator.rebalance``) reads and drives; they exist only here, never on the client port,
 because closing clients is an operator's decision.
 """
@@ -52,12 +52,19 @@ def make_app(gateway: Gateway) -> web.Application:
         gateway.closer.shed(target, rate)
         return web.json_response({**gateway.closer.status(), "draining": False})
 
+    async def stop_shedding(request: web.Request) -> web.Response:
+        if gateway.draining or gateway.stopping:
+            return web.json_response({"error": "the gateway is draining"}, status=409)
+        gateway.closer.stop_shedding()
+        return web.json_response({**gateway.closer.status(), "draining": False})
+
     app = web.Application(client_max_size=SHED_MAX_BODY_BYTES)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/connections", connections)
     app.router.add_post("/shed", shed)
+    app.router.add_delete("/shed", stop_shedding)
     return app
 
 

@@ -94,6 +94,12 @@ class Closer:
         if budget and not self.shedding:
             self._task = asyncio.ensure_future(self._run())
 
+    def stop_shedding(self) -> None:
+        """End a shed in progress where it is (closes already begun go on); a drain is not stopped."""
+        if self._plan is not None and self._plan.counted:
+            self._plan = None
+            self._changed.set()
+
     async def drain(self, rate: int) -> None:
         """Close every WebSocket (``rate`` per second, 0 = all at once) and wait for the handshakes."""
         await self.cancel()

@@ -88,7 +88,7 @@ class RebalanceResult:
     #: pod → why it was skipped or its shed request failed.
     errors: dict[str, str]
     #: Pods that were still shedding from an earlier round although this round wants nothing from
-    #: them; they were told to stop (target = their count), so the total rate stays bounded.
+    #: them; they were told to stop (``DELETE /shed``), so the total rate stays bounded.
     stopped: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -137,15 +137,13 @@ async def rebalance_once(
     # Stop what an earlier round started and this one does not want, before asking for more, so
     # the pods shedding at any moment share at most max_shed_per_second.
     stopped = sorted(shedding - set(targets))
-    for step in (
-        {pod: (counts[pod], max_shed_per_second) for pod in stopped},
-        {pod: (targets[pod], rates[pod]) for pod in targets},
-    ):
-        pods_in_step = list(step)
-        results = await asyncio.gather(*(_shed(session, endpoints[pod], *step[pod]) for pod in pods_in_step))
-        for pod, problem in zip(pods_in_step, results):
-            if problem is not None:
-                errors[pod] = problem
+    problems = await asyncio.gather(*(_stop(session, endpoints[pod]) for pod in stopped))
+    problems += await asyncio.gather(
+        *(_shed(session, endpoints[pod], targets[pod], rates[pod]) for pod in targets)
+    )
+    for pod, problem in zip([*stopped, *targets], problems):
+        if problem is not None:
+            errors[pod] = problem
     return RebalanceResult(counts=counts, targets=targets, rates=rates, errors=errors, stopped=stopped)
 
 
@@ -166,15 +164,22 @@ async def _status(session: aiohttp.ClientSession, base: str) -> tuple[int, bool]
 
 async def _shed(session: aiohttp.ClientSession, base: str, target: int, rate: float) -> str | None:
     """``POST /shed``; None when accepted, else why not."""
+    return await _call(session, "POST", base, {"target": target, "rate": rate})
+
+
+async def _stop(session: aiohttp.ClientSession, base: str) -> str | None:
+    """``DELETE /shed`` (stop shedding); None when done, else why not."""
+    return await _call(session, "DELETE", base, None)
+
+
+async def _call(session: aiohttp.ClientSession, method: str, base: str, body: object) -> str | None:
     try:
-        async with session.post(
-            base.rstrip("/") + "/shed", json={"target": target, "rate": rate}, timeout=_timeout()
-        ) as resp:
+        async with session.request(method, base.rstrip("/") + "/shed", json=body, timeout=_timeout()) as resp:
             if resp.status == 200:
                 return None
-            return f"POST /shed: HTTP {resp.status}: {(await resp.text())[:200]}"
+            return f"{method} /shed: HTTP {resp.status}: {(await resp.text())[:200]}"
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        return f"POST /shed: {type(exc).__name__}: {exc}"
+        return f"{method} /shed: {type(exc).__name__}: {exc}"
 
 
 def _timeout() -> aiohttp.ClientTimeout:

@@ -158,6 +158,21 @@ async def test_a_second_shed_replaces_the_first(gateway_factory: GatewayFactory)
     assert not any(c.closed for c in clients[2:])
 
 
+async def test_delete_stops_a_shed_where_it_is(gateway_factory: GatewayFactory) -> None:
+    gw, admin = await _admin_gateway(gateway_factory)
+    clients = await _clients(gw, 4)
+    assert (await _post(admin + "/shed", {"target": 0, "rate": 0.5}))[0] == 200
+    await _wait_closed(clients[:1])
+    async with aiohttp.ClientSession() as session, session.delete(admin + "/shed") as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    assert body["shedding"] is False and body["connections"] == 3 and body["shedTotal"] == 1, body
+    await asyncio.sleep(2.2)  # past the next close the 0.5/s shed would have made
+    assert not any(c.closed for c in clients[1:])
+    async with aiohttp.ClientSession() as session, session.delete(admin + "/shed") as resp:
+        assert resp.status == 200  # nothing to stop: still fine
+
+
 async def test_the_same_shed_twice_closes_once(gateway_factory: GatewayFactory) -> None:
     gw, admin = await _admin_gateway(gateway_factory)
     clients = await _clients(gw, 4)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyresgate_operator.rebalance import level, plan, spread
 
@@ -23,6 +23,31 @@ tolerance_st = st.floats(0, 2, allow_nan=False)
 
 def _avg(counts: dict[str, int]) -> float:
     return sum(counts.values()) / len(counts)
+
+
+def _fill_emptiest(counts: dict[str, int], n: int) -> dict[str, int]:
+    """``counts`` after ``n`` clients each joined the emptiest pod (ties: first name), in O(pods)."""
+    low, high = min(counts.values()), min(counts.values()) + n
+    while low < high:  # the highest level all pods can be raised to with n clients
+        mid = (low + high + 1) // 2
+        if sum(max(mid - c, 0) for c in counts.values()) <= n:
+            low = mid
+        else:
+            high = mid - 1
+    after = {pod: max(c, low) for pod, c in counts.items()}
+    left = n - sum(after.values()) + sum(counts.values())
+    for pod in sorted(pod for pod, c in after.items() if c == low)[:left]:
+        after[pod] += 1
+    return after
+
+
+def _round_robin(counts: dict[str, int], n: int, turn: int) -> dict[str, int]:
+    """``counts`` after ``n`` clients joined the pods in turn (sorted names), starting at ``turn``."""
+    pods = sorted(counts)
+    after = {pod: c + n // len(pods) for pod, c in counts.items()}
+    for i in range(n % len(pods)):
+        after[pods[(turn + i) % len(pods)]] += 1
+    return after
 
 
 @given(counts_st, tolerance_st)
@@ -55,22 +80,22 @@ def test_one_round_sheds_at_most_what_is_above_the_average(counts: dict[str, int
         assert shed <= sum(counts.values())
 
 
+@settings(deadline=None)
 @given(counts_st, tolerance_st)
 def test_planning_after_the_shed_clients_filled_the_emptiest_pods_gives_nothing(
     counts: dict[str, int], tol: float
 ) -> None:
     targets = plan(counts, tol)
-    after = {**counts, **targets}
     shed = sum(counts[pod] - target for pod, target in targets.items())
-    for _ in range(shed):  # each reconnecting client lands on the emptiest pod
-        emptiest = min(after, key=lambda pod: (after[pod], pod))
-        after[emptiest] += 1
-    assert plan(after, tol) == {}
+    if counts:  # each reconnecting client lands on the emptiest pod
+        after = _fill_emptiest({**counts, **targets}, shed)
+        assert sum(after.values()) == sum(counts.values())
+        assert plan(after, tol) == {}
 
 
+@settings(deadline=None)
 @given(counts_st, tolerance_st, st.integers(0, 11))
 def test_round_robin_reconnects_converge(counts: dict[str, int], tol: float, start: int) -> None:
-    pods = sorted(counts)
     after = dict(counts)
     turn = start
     rounds = 0
@@ -78,12 +103,20 @@ def test_round_robin_reconnects_converge(counts: dict[str, int], tol: float, sta
         rounds += 1
         assert rounds <= 400, f"no convergence: {after}"
         shed = sum(after[pod] - target for pod, target in targets.items())
-        after.update(targets)
-        for _ in range(shed):  # each reconnecting client lands on the next pod, the busy ones included
-            after[pods[turn % len(pods)]] += 1
-            turn += 1
+        # Each reconnecting client lands on the next pod in turn, the busy ones included.
+        after = _round_robin({**after, **targets}, shed, turn)
+        turn += shed
     assert sum(after.values()) == sum(counts.values())
     assert max(after.values(), default=0) <= max(level(after, tol), 0) or spread(after) <= tol
+
+
+def test_the_simulations_match_one_client_at_a_time() -> None:
+    counts = {"a": 9, "b": 2, "c": 2, "d": 5}
+    slow = dict(counts)
+    for _ in range(7):
+        slow[min(slow, key=lambda pod: (slow[pod], pod))] += 1
+    assert _fill_emptiest(counts, 7) == slow == {"a": 9, "b": 6, "c": 5, "d": 5}
+    assert _round_robin(counts, 6, 3) == {"a": 11, "b": 3, "c": 3, "d": 7}
 
 
 def test_examples() -> None:
