@@ -26,10 +26,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp
+
+from pyresgate_operator.spec import ClusterSpec
 
 #: Seconds one admin request may take before the pod is reported unreachable for this round.
 REQUEST_TIMEOUT = 2.0
@@ -184,3 +186,59 @@ async def _call(session: aiohttp.ClientSession, method: str, base: str, body: ob
 
 def _timeout() -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+
+
+def pod_endpoints(pods: Sequence[Mapping[str, Any]], *, desired: int) -> dict[str, str] | None:
+    """Admin base URL of every gateway pod, or None while the set of pods is in flux.
+
+    Counts are only comparable once every desired pod is ready and none is terminating (a rollout
+    or a scale step still moves clients by itself). The admin port is read from each pod's own
+    container port named ``admin``, so a pod keeps its URL across a change of ``adminPort``.
+    """
+    live = [pod for pod in pods if not pod.get("metadata", {}).get("deletionTimestamp")]
+    if len(live) != len(pods) or len(live) != desired:
+        return None
+    endpoints: dict[str, str] = {}
+    for pod in live:
+        ready = any(
+            cond.get("type") == "Ready" and cond.get("status") == "True"
+            for cond in pod.get("status", {}).get("conditions") or []
+        )
+        ip = pod.get("status", {}).get("podIP")
+        port = next(
+            (
+                item["containerPort"]
+                for container in pod.get("spec", {}).get("containers") or []
+                for item in container.get("ports") or []
+                if item.get("name") == "admin"
+            ),
+            None,
+        )
+        if not ready or not ip or port is None:
+            return None
+        host = f"[{ip}]" if ":" in ip else ip
+        endpoints[pod["metadata"]["name"]] = f"http://{host}:{port}"
+    return endpoints
+
+
+async def round_for(
+    cluster: ClusterSpec, pods: Sequence[Mapping[str, Any]], session: aiohttp.ClientSession
+) -> RebalanceResult | None:
+    """One rebalancing round for a ResgateCluster, or None when it has nothing to compare yet
+    (rebalancing off, fewer than two pods, or pods still coming and going)."""
+    scaling = cluster.autoscaling
+    if scaling is None or not scaling.rebalance:
+        return None
+    endpoints = pod_endpoints(pods, desired=cluster.replicas)
+    if endpoints is None or len(endpoints) < 2:
+        return None
+    return await rebalance_once(endpoints, scaling.tolerance, scaling.max_shed_per_second, session)
+
+
+def describe(result: RebalanceResult, *, max_shed_per_second: float) -> str:
+    """The Event message of a round that asked pods to shed."""
+    asks = ", ".join(f"{pod} {result.counts[pod]}→{target}" for pod, target in sorted(result.targets.items()))
+    return (
+        f"connection spread {result.spread:.2f} above tolerance: asked {asks} "
+        f"({result.shed_requested} connections, at most {max_shed_per_second:g}/s in all)"
+    )
