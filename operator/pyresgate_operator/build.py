@@ -24,6 +24,9 @@ OPERATOR_NAME = "pyresgate-operator"
 CONFIG_HASH_ANNOTATION = "pyresgate.io/config-hash"
 #: Set on the ResgateCluster (any value, e.g. a timestamp) to force a rolling restart; copied to pods.
 RESTARTED_AT_ANNOTATION = "pyresgate.io/restartedAt"
+#: Labels of the operator's own pods (Helm chart, manifests/): the NetworkPolicy lets them reach the
+#: gateways' admin port (rebalancing reads and sheds connections there).
+OPERATOR_POD_LABELS = {"app.kubernetes.io/part-of": "pyresgate", "app.kubernetes.io/component": "operator"}
 GATEWAY_USER = 10001
 CLIENT_PORT_NAME = "http"
 ADMIN_PORT_NAME = "admin"
@@ -464,7 +467,8 @@ def network_policy(owner: Owner, cluster: ClusterSpec) -> dict[str, Any] | None:
         return None
     operator_peer = {
         "namespaceSelector": {},
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": OPERATOR_NAME}},
+        # The labels the Helm chart and manifests/ give the operator's pods.
+        "podSelector": {"matchLabels": OPERATOR_POD_LABELS},
     }
     return {
         "apiVersion": "networking.k8s.io/v1",

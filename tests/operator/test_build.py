@@ -500,7 +500,12 @@ def test_network_policy_opens_the_client_port_to_all_and_the_admin_port_to_the_o
     assert admin["from"] == [
         {
             "namespaceSelector": {},
-            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "pyresgate-operator"}},
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/part-of": "pyresgate",
+                    "app.kubernetes.io/component": "operator",
+                }
+            },
         },
         *FULL["networkPolicy"]["adminFrom"],
     ]
