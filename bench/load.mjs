@@ -593,6 +593,10 @@ async function scenarioSubscribeStorm() {
   clearTimeout(timer);
   const m = meter.stop();
   if (!ok) protoErrors.push(`stalled: ${n} of ${expected} subscribe responses`);
+  if (cfg.uniqueResources && (svcCount.get !== expected || svcCount.access !== expected)) {
+    // cold cache: every subscription must cost the service exactly one access and one get request
+    protoErrors.push(`service saw ${svcCount.access} access and ${svcCount.get} get requests, expected ${expected} each`);
+  }
   closeClients(clients);
   return {
     ok: ok && bad === 0,
@@ -603,6 +607,141 @@ async function scenarioSubscribeStorm() {
     ...latStats(lat.subarray(0, n)),
     gw_cpu_us_per_sub: m.gw_cpu_s != null ? (m.gw_cpu_s * 1e6) / n : null,
     service_requests: { ...svcCount },
+  };
+}
+
+// B8: connection rate: `clients` new clients, each connect + version + subscribe (test.model, cached
+// after the first), `concurrency` at a time; every version and subscribe response is checked.
+async function scenarioConnectRate() {
+  const n = cfg.clients;
+  const lat = new Float64Array(n);
+  await openClients(1, { rid: 'test.model' }); // warm: test.model cached, access cached per connection only
+  await sleep(200);
+  const meter = new CpuMeter();
+  meter.start();
+  const clients = Array.from({ length: n }, (_, i) => new Client(i));
+  let next = 0;
+  async function worker() {
+    while (next < n) {
+      const i = next++;
+      const c = clients[i];
+      const t0 = now();
+      await c.open();
+      await c.handshake();
+      await c.subscribe('test.model');
+      lat[i] = now() - t0;
+    }
+  }
+  const all = Promise.all(Array.from({ length: Math.min(cfg.concurrency, n) }, worker));
+  const timeout = sleep(cfg.stallMs * 4).then(() => false);
+  const ok = await Promise.race([all.then(() => true), timeout]);
+  const m = meter.stop();
+  if (!ok) protoErrors.push(`stalled: ${next} of ${n} clients started within ${cfg.stallMs * 4} ms`);
+  closeClients(clients);
+  return {
+    ok,
+    ...m,
+    connections: n,
+    conns_per_s: n / m.wall_s,
+    ...latStats(lat),
+    gw_cpu_us_per_conn: m.gw_cpu_s != null ? (m.gw_cpu_s * 1e6) / n : null,
+  };
+}
+
+// B9: reconnect storm. `clients` clients on gateway A (cfg.ws) each subscribe `resources` distinct
+// resources; then gateway A is killed (SIGKILL, pid cfg.dropPid) and every client does what
+// resclient does: reconnect at once when a connected socket closes, retry every 3 s while a connect
+// fails, then version + resubscribe of every resource it held, to gateway B (cfg.ws2, cold cache).
+// Measured: time from the kill until every client has all its data again, and gateway B's CPU.
+const RESCLIENT_RECONNECT_DELAY_MS = 3000;
+
+async function scenarioReconnectStorm() {
+  const n = cfg.clients, k = cfg.resources;
+  const rids = (i) => Array.from({ length: k }, (_, j) => `test.b9.c${i}.r${j + 1}`);
+  const clients = await openClients(n, { concurrency: 200 });
+  await Promise.all(clients.map((c, i) => Promise.all(rids(i).map((rid) => c.subscribe(rid)))));
+  if (protoErrors.length) return { ok: false };
+  log(`${n} clients subscribed to ${n * k} resources on gateway A`);
+  const before = { ...svcCount };
+  await sleep(300);
+  let restored = 0, attempts = 0, retries = 0, bad = 0;
+  const lat = new Float64Array(n);
+  let finish;
+  const finished = new Promise((r) => (finish = r));
+  const meter = new CpuMeter();
+  let t0;
+  const resubscribe = (c, i) => {
+    let left = k;
+    c.requestCb('version', { protocol: '1.2.1' }, (r) => {
+      if (!r.result || typeof r.result.protocol !== 'string') {
+        bad++;
+        protoErrors.push(`client ${i}: version failed after reconnect: ${JSON.stringify(r).slice(0, 200)}`);
+      }
+      for (const rid of rids(i)) {
+        c.requestCb(`subscribe.${rid}`, undefined, (m) => {
+          if (!checkSubscribe(m, rid, i)) bad++;
+          if (--left === 0) {
+            lat[restored] = now() - t0;
+            if (++restored === n) finish(true);
+          }
+        });
+      }
+    });
+  };
+  const reconnect = (c, i) => {
+    attempts++;
+    const ws = new WebSocket(cfg.ws2, { perMessageDeflate: false });
+    let opened = false;
+    ws.on('open', () => {
+      opened = true;
+      c.ws = ws;
+      c.pending.clear();
+      resubscribe(c, i);
+    });
+    ws.on('message', (data) => c.onMessage(data));
+    ws.on('error', () => {});
+    ws.on('close', () => {
+      if (!opened) {
+        retries++;
+        setTimeout(() => reconnect(c, i), RESCLIENT_RECONNECT_DELAY_MS);
+      } else if (!closing) {
+        wsErrors++;
+      }
+    });
+  };
+  clients.forEach((c, i) => {
+    c.ws.removeAllListeners('close');
+    c.ws.removeAllListeners('error');
+    c.ws.on('error', () => {});
+    c.ws.on('close', () => reconnect(c, i)); // resclient: a connected socket closed, reconnect with no delay
+  });
+  meter.start();
+  t0 = now();
+  process.kill(cfg.dropPid, 'SIGKILL');
+  const timer = setTimeout(() => finish(false), cfg.stallMs * 4);
+  const ok = await finished;
+  clearTimeout(timer);
+  const m = meter.stop();
+  if (!ok) protoErrors.push(`stalled: ${restored} of ${n} clients restored`);
+  const expected = n * k;
+  const svc = { access: svcCount.access - before.access, get: svcCount.get - before.get };
+  if (ok && (svc.get !== expected || svc.access !== expected)) {
+    protoErrors.push(`gateway B sent ${svc.access} access and ${svc.get} get requests, expected ${expected} each`);
+  }
+  closeClients(clients);
+  const sorted = Float64Array.from(lat.subarray(0, restored)).sort();
+  return {
+    ok: ok && bad === 0,
+    ...m,
+    clients_restored: restored,
+    subscriptions: restored * k,
+    restore_all_ms: restored === n ? sorted[n - 1] : null,
+    restore_p50_ms: percentile(sorted, 50),
+    connect_attempts: attempts,
+    connect_retries: retries,
+    resubs_per_s: (restored * k) / m.wall_s,
+    gw_cpu_us_per_sub: m.gw_cpu_s != null && restored ? (m.gw_cpu_s * 1e6) / (restored * k) : null,
+    service_requests_b: svc,
   };
 }
 
@@ -645,6 +784,8 @@ async function main() {
     hold: scenarioHold,
     storm: scenarioSubscribeStorm,
     memory: scenarioMemory,
+    connect: scenarioConnectRate,
+    reconnect: scenarioReconnectStorm,
   };
   const fn = scenarios[cfg.scenario];
   if (!fn) throw new Error(`unknown scenario ${cfg.scenario}`);

@@ -51,8 +51,11 @@ REFERENCE = {
     "B3": {"calls_per_s": "8,000..15,700", "gw_cpu_us_per_call": "47..65"},
     "B4": {"req_per_s": "8,400..13,100", "gw_cpu_us_per_req": "85"},
     "B5": {"subs_per_s": "9,900", "gw_cpu_us_per_sub": "79"},
+    "B5C": {"subs_per_s": "issue: ours 0.81-0.94x resgate's", "gw_cpu_us_per_sub": "issue: ours 1.2-1.4x"},
     "B6": {"kb_per_conn": "37.7"},
     "B7": {"overhead": "n/a (target < 10 % overhead)"},
+    "B8": {"conns_per_s": "issue: ours 0.79-0.84x resgate's"},
+    "B9": {},
 }
 
 
@@ -147,7 +150,14 @@ def find_binary(name: str) -> str:
 class Stack:
     """nats-server + gateway on free ports, logs in a temporary directory."""
 
-    def __init__(self, args: argparse.Namespace, logdir: Path, tag: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        logdir: Path,
+        tag: str,
+        env: dict[str, str] | None = None,
+        doomed_gateway: bool = False,
+    ):
         self.args = args
         self.logdir = logdir
         self.tag = tag
@@ -155,6 +165,9 @@ class Stack:
         self.nats: subprocess.Popen[bytes] | None = None
         self.gw: subprocess.Popen[bytes] | None = None
         self.gw_killed = False
+        #: B9: a second gateway on the same NATS that the scenario kills (its clients move to ``gw``)
+        self.want_doomed = doomed_gateway
+        self.doomed: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Self:
         try:
@@ -166,29 +179,39 @@ class Stack:
                 stderr=subprocess.STDOUT,
             )
             wait_port(self.nats_port, self.nats)
-            self.port = free_port()
-            self.gw_log_path = self.logdir / f"{self.tag}.gateway.log"
-            self.gw_log = open(self.gw_log_path, "wb")
-            cmd = [self.args.gateway, "--nats", f"nats://127.0.0.1:{self.nats_port}", "-i", "127.0.0.1"]
-            cmd += ["-p", str(self.port)]
-            if Path(self.args.gateway).name != "resgate":
-                cmd += ["--adminport", "0"]
-            cmd += self.args.gateway_arg
-            env = dict(os.environ)
-            if self.env:
-                env.update(self.env)
-            self.gw = subprocess.Popen(cmd, stdout=self.gw_log, stderr=subprocess.STDOUT, env=env)
-            wait_port(self.port, self.gw)
+            self.port, self.gw, self.gw_log = self._start_gateway("gateway")
+            if self.want_doomed:
+                self.doomed_port, self.doomed, self.doomed_log = self._start_gateway("doomed")
             time.sleep(0.3)  # let the gateway finish connecting to NATS
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
+    def _start_gateway(self, name: str) -> tuple[int, subprocess.Popen[bytes], Any]:
+        port = free_port()
+        log_file = open(self.logdir / f"{self.tag}.{name}.log", "wb")  # noqa: SIM115 - closed in __exit__
+        cmd = [self.args.gateway, "--nats", f"nats://127.0.0.1:{self.nats_port}", "-i", "127.0.0.1"]
+        cmd += ["-p", str(port)]
+        if Path(self.args.gateway).name != "resgate":
+            cmd += ["--adminport", "0"]
+        cmd += self.args.gateway_arg
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        wait_port(port, proc)
+        return port, proc, log_file
+
+    @property
+    def gw_log_path(self) -> Path:
+        return self.logdir / f"{self.tag}.gateway.log"
+
     def __exit__(self, *exc: object) -> None:
         self.gw_killed = stop_process(self.gw)
+        stop_process(self.doomed)  # normally killed by the scenario already
         stop_process(self.nats)
-        for f in ("gw_log", "nats_log"):
+        for f in ("gw_log", "doomed_log", "nats_log"):
             if hasattr(self, f):
                 getattr(self, f).close()
 
@@ -382,6 +405,29 @@ def b5(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     return run_node(args, stack, cfg, timeout=180)
 
 
+def b5c(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    cfg = {"scenario": "storm", "clients": args.b5_clients, "resources": 5, "uniqueResources": True}
+    return run_node(args, stack, cfg, timeout=180)
+
+
+def b8(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    cfg = {"scenario": "connect", "clients": args.b8_clients, "concurrency": 100}
+    return run_node(args, stack, cfg, timeout=240)
+
+
+def b9(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    assert stack.doomed is not None
+    cfg = {
+        "scenario": "reconnect",
+        "clients": args.b9_clients,
+        "resources": 5,
+        "ws": f"ws://127.0.0.1:{stack.doomed_port}/",
+        "ws2": f"ws://127.0.0.1:{stack.port}/",
+        "dropPid": stack.doomed.pid,
+    }
+    return run_node(args, stack, cfg, timeout=240)
+
+
 def b6(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     cfg = {"scenario": "memory", "clients": args.b6_clients, "settleMs": 2000}
     return run_node(args, stack, cfg, timeout=240)
@@ -507,6 +553,49 @@ SPECS: dict[str, tuple[str, Callable[..., dict[str, Any]], list[Metric]]] = {
             ("subscriptions", "subscriptions", "{:,.0f}"),
         ],
     ),
+    "B5C": (
+        (
+            "Subscribe storm on a cold cache: {b5_clients} connected clients each subscribe 5 distinct, "
+            "uncached resources at once (every subscription costs the service one access and one get "
+            "request, checked)"
+        ),
+        b5c,
+        [
+            ("subs_per_s", "subscriptions/s", "{:,.0f}"),
+            ("gw_cpu_us_per_sub", "gateway CPU µs / subscription", "{:.1f}"),
+            ("p50_ms", "subscribe latency p50 (ms)", "{:.1f}"),
+            ("p99_ms", "subscribe latency p99 (ms)", "{:.1f}"),
+            ("subscriptions", "subscriptions", "{:,.0f}"),
+        ],
+    ),
+    "B8": (
+        (
+            "Connection rate: {b8_clients} new WebSocket clients, 100 at a time, each connect + version + "
+            "subscribe test.model (cached)"
+        ),
+        b8,
+        [
+            ("conns_per_s", "connections/s (connect + version + subscribe)", "{:,.0f}"),
+            ("gw_cpu_us_per_conn", "gateway CPU µs / connection", "{:.1f}"),
+            ("p50_ms", "connect-to-data p50 (ms)", "{:.1f}"),
+            ("p99_ms", "connect-to-data p99 (ms)", "{:.1f}"),
+        ],
+    ),
+    "B9": (
+        (
+            "Reconnect storm: {b9_clients} clients, each subscribed to 5 distinct resources on gateway A; "
+            "A is killed and every client reconnects to gateway B (cold cache) the way resclient does "
+            "(at once, then every 3 s while connecting fails; version, then resubscribe all)"
+        ),
+        b9,
+        [
+            ("restore_all_ms", "time until every client has its data again (ms)", "{:,.0f}"),
+            ("restore_p50_ms", "time until a client has its data again, p50 (ms)", "{:,.0f}"),
+            ("gw_cpu_s", "gateway B CPU (s)", "{:.2f}"),
+            ("gw_cpu_us_per_sub", "gateway B CPU µs / resubscription", "{:.1f}"),
+            ("connect_retries", "failed connects retried after 3 s", "{:,.0f}"),
+        ],
+    ),
     "B6": (
         (
             "Memory: gateway RSS growth for {b6_clients} idle WebSocket connections, each holding one "
@@ -523,7 +612,10 @@ SPECS: dict[str, tuple[str, Callable[..., dict[str, Any]], list[Metric]]] = {
 #: Multi-process variants: the same scenario against ``--workers 2`` (one gateway process per core,
 #: as resgate uses both cores); gateway CPU is summed over the processes.
 WORKER_VARIANTS = {"B3W2": ("B3", ["--workers", "2"]), "B4W2": ("B4", ["--workers", "2"])}
+#: Report and default run order (B7 runs last, it has its own interleaving).
+ORDER = ["B1", "B2", "B3", "B3W2", "B4", "B4W2", "B5", "B5C", "B6", "B8", "B9"]
 COMMON: list[Metric] = [
+    ("load1", "load average (1 min) at the start of the run", "{:.2f}"),
     ("gw_cores", "gateway CPU use (cores, 1.0 = one core saturated)", "{:.2f}"),
     ("loadgen_cores", "load generator CPU use (cores)", "{:.2f}"),
     ("other_cores", "other processes' CPU use (cores)", "{:.2f}"),
@@ -552,8 +644,10 @@ def run_scenario(
         saved = args.gateway_arg
         args.gateway_arg = saved + (extra or [])
         try:
-            with Stack(args, logdir, tag, env) as stack:
+            load1 = os.getloadavg()[0]
+            with Stack(args, logdir, tag, env, doomed_gateway=base == "B9") as stack:
                 res = fn(args, stack)
+                res["load1"] = load1
                 if "na" not in res:
                     wall = res.get("wall_s")
                     for k in ("gw", "loadgen", "other"):
@@ -684,6 +778,8 @@ def write_report(
         "duration": args.duration,
         "b5_clients": f"{args.b5_clients:,}",
         "b6_clients": f"{args.b6_clients:,}",
+        "b8_clients": f"{args.b8_clients:,}",
+        "b9_clients": f"{args.b9_clients:,}",
         "b5_what": "distinct resources per client, 10,000 in all"
         if args.b5_unique
         else "the same 5 resources test.b5.r1..r5 for every client, so gets are served from the cache after the first",
@@ -741,7 +837,13 @@ def write_report(
         "B3": [("calls_per_s", "calls/s", "{:,.0f}"), ("gw_cpu_us_per_call", "µs CPU/call", "{:.1f}")],
         "B4": [("req_per_s", "req/s", "{:,.0f}"), ("gw_cpu_us_per_req", "µs CPU/req", "{:.1f}")],
         "B5": [("subs_per_s", "subs/s", "{:,.0f}"), ("gw_cpu_us_per_sub", "µs CPU/subscribe", "{:.1f}")],
+        "B5C": [("subs_per_s", "subs/s", "{:,.0f}"), ("gw_cpu_us_per_sub", "µs CPU/subscription", "{:.1f}")],
         "B6": [("kb_per_conn", "KB/conn", "{:.1f}")],
+        "B8": [("conns_per_s", "conns/s", "{:,.0f}"), ("gw_cpu_us_per_conn", "µs CPU/conn", "{:.1f}")],
+        "B9": [
+            ("restore_all_ms", "ms until all restored", "{:,.0f}"),
+            ("gw_cpu_s", "s gateway CPU", "{:.2f}"),
+        ],
     }
     ref_text = {
         "B1": "205,000..250,000 msgs/s, 5.1..5.7 µs CPU/msg",
@@ -749,12 +851,15 @@ def write_report(
         "B3": "8,000..15,700 calls/s, 47..65 µs CPU/call",
         "B4": "8,400..13,100 req/s, 85 µs CPU/req",
         "B5": "9,900 subs/s, 79 µs CPU/subscribe",
+        "B5C": "issue: pyresgate 0.81-0.94x resgate's subs/s at 1.2-1.4x its CPU/subscription",
         "B6": "37.7 KB/conn",
         "B7": "n/a (target < 10 % overhead)",
+        "B8": "issue: pyresgate 0.79-0.84x resgate's rate",
+        "B9": "none (new scenario)",
     }
     summary_rows.update({w: summary_rows[b] for w, (b, _) in WORKER_VARIANTS.items()})
     ref_text.update({w: ref_text[b] for w, (b, _) in WORKER_VARIANTS.items()})
-    for name in ("B1", "B2", "B3", "B3W2", "B4", "B4W2", "B5", "B6", "B7"):
+    for name in ORDER + ["B7"]:
         if name not in results:
             continue
         r = results[name]
@@ -768,7 +873,7 @@ def write_report(
                 ours += " (**correctness FAILED**)"
         L.append(f"| {name} | {ours} | {ref_text[name]} |")
     L.append("")
-    for name in ("B1", "B2", "B3", "B3W2", "B4", "B4W2", "B5", "B6"):
+    for name in ORDER:
         if name not in results:
             continue
         base, worker_args = WORKER_VARIANTS.get(name, (name, []))
@@ -949,6 +1054,77 @@ def _b7_cell(vals: list[float], f: str) -> str:
     return f"{fmt(f, statistics.median(vals))} ({fmt(f, min(vals))} .. {fmt(f, max(vals))})"
 
 
+def parse_compare(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The gateways of a side-by-side run: (label, executable), --gateway first."""
+    gateways = [(args.label, args.gateway)]
+    for spec in args.compare:
+        label, sep, exe = spec.partition("=")
+        if not sep or not label or not Path(exe).exists():
+            raise SystemExit(f"--compare {spec!r}: want LABEL=EXECUTABLE with an existing executable")
+        gateways.append((label, exe))
+    return gateways
+
+
+def run_interleaved(args: argparse.Namespace, wanted: list[str], logdir: Path) -> dict[str, dict[str, Any]]:
+    """Every run of every scenario once per gateway, back to back and in a rotating order
+    (A B, B A, ...), so that a busy spell on the shared machine hits all gateways alike."""
+    gateways = parse_compare(args)
+    out: dict[str, dict[str, Any]] = {label: {name: {"runs": []} for name in wanted} for label, _ in gateways}
+    n, primary = args.runs, args.gateway
+    try:
+        args.runs = 1
+        for i in range(n):
+            for name in wanted:
+                for label, exe in gateways[i % len(gateways) :] + gateways[: i % len(gateways)]:
+                    log(f"{name} run {i + 1}/{n} against {label}")
+                    args.gateway = exe
+                    res = run_scenario(name, args, logdir)
+                    if res.get("na"):
+                        out[label][name]["na"] = res["na"]
+                    out[label][name]["runs"].extend(res["runs"])
+    finally:
+        args.runs, args.gateway = n, primary
+    return out
+
+
+def side_by_side_report(args: argparse.Namespace, side: dict[str, dict[str, Any]]) -> str:
+    """Markdown table: per scenario and metric, each gateway's median (min .. max) and its ratio to
+    the first gateway's median over the other's; the load rows show how busy the machine was in each gateway's runs."""
+    labels = list(side)
+    first = labels[0]
+    L = ["## Side by side (interleaved in this run)", ""]
+    L.append(
+        f"Gateways: {', '.join(labels)}; each run of each scenario ran once per gateway, back to back, "
+        f"in a rotating order. Cells: median (min .. max) of the runs; ratio = {first}'s median / the "
+        "other gateway's median."
+    )
+    L.append("")
+    head = ["scenario", "metric"] + [f"{lb}" for lb in labels] + [f"{first} / {lb}" for lb in labels[1:]]
+    L.append("| " + " | ".join(head) + " |")
+    L.append("|" + "---|" * len(head))
+    for name in side[first]:
+        base = WORKER_VARIANTS.get(name, (name, []))[0]
+        metrics = SPECS[base][2][:2] + [m for m in COMMON if m[0] in ("gw_cores", "other_cores", "load1")]
+        for key, label, f in metrics:
+            cells, meds = [], []
+            for lb in labels:
+                runs = side[lb][name]["runs"]
+                vals = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
+                ok = all(r.get("ok") for r in runs)
+                if not vals:
+                    cells.append("n/a" if side[lb][name].get("na") else "–")
+                    meds.append(None)
+                    continue
+                med = statistics.median(vals)
+                meds.append(med)
+                cells.append(
+                    f"{fmt(f, med)} ({fmt(f, min(vals))} .. {fmt(f, max(vals))})" + ("" if ok else " FAILED")
+                )
+            ratios = [f"{meds[0] / m:.2f}x" if m and meds[0] is not None else "–" for m in meds[1:]]
+            L.append("| " + " | ".join([name, label] + cells + ratios) + " |")
+    return "\n".join(L)
+
+
 def ensure_node_modules() -> None:
     if (BENCH / "node_modules" / "ws").is_dir() and (BENCH / "node_modules" / "nats").is_dir():
         return
@@ -969,8 +1145,19 @@ def main() -> int:
     ap.add_argument("--b5-clients", type=int, default=2000)
     ap.add_argument("--b5-unique", action="store_true", help="B5: distinct resources for every client")
     ap.add_argument("--b6-clients", type=int, default=5000)
+    ap.add_argument("--b8-clients", type=int, default=5000)
+    ap.add_argument("--b9-clients", type=int, default=1000)
     ap.add_argument("--gateway", default=None, help="gateway executable (default: pyresgate of this Python)")
     ap.add_argument("--gateway-arg", action="append", default=[], help="extra gateway argument (repeatable)")
+    ap.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=EXECUTABLE",
+        help="also run every scenario against this gateway, interleaved run by run with --gateway "
+        "(repeatable; e.g. base=/tmp/base/.venv/bin/pyresgate or resgate=/path/to/resgate)",
+    )
+    ap.add_argument("--label", default="this", help="label of --gateway in the side-by-side table")
     ap.add_argument("--nats-server", default=None, help="nats-server executable")
     ap.add_argument(
         "--tracing-flag", action="append", default=None, help="B7: gateway flag that turns tracing on"
@@ -984,17 +1171,7 @@ def main() -> int:
         args.runs = 1 if args.quick else 3
     args.gateway = args.gateway or find_binary("pyresgate")
     args.nats_server = args.nats_server or find_binary("nats-server")
-    wanted = [s.strip().upper() for s in args.only.split(",") if s.strip()] or [
-        "B1",
-        "B2",
-        "B3",
-        "B3W2",
-        "B4",
-        "B4W2",
-        "B5",
-        "B6",
-        "B7",
-    ]
+    wanted = [s.strip().upper() for s in args.only.split(",") if s.strip()] or ORDER + ["B7"]
     unknown = [s for s in wanted if s not in SPECS and s not in WORKER_VARIANTS and s != "B7"]
     if unknown:
         ap.error(f"unknown scenario(s): {', '.join(unknown)}")
@@ -1002,7 +1179,7 @@ def main() -> int:
         raise SystemExit("wrk not found: apt-get install -y wrk")
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = args.b6_clients * 2 + 1000
+    need = max(args.b6_clients, args.b8_clients) * 2 + 1000
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
         if hard < need:
@@ -1013,16 +1190,26 @@ def main() -> int:
     machine = machine_info(args)
     logdir = Path(tempfile.mkdtemp(prefix="pyresgate-bench-"))
     results: dict[str, Any] = {}
-    for name in wanted:
-        if name == "B7":
-            continue
-        results[name] = run_scenario(name, args, logdir)
+    side: dict[str, dict[str, Any]] = {}
+    if args.compare:
+        side = run_interleaved(args, [n for n in wanted if n != "B7"], logdir)
+        results = side[args.label]
+    else:
+        for name in wanted:
+            if name == "B7":
+                continue
+            results[name] = run_scenario(name, args, logdir)
     if "B7" in wanted:
         results["B7"] = b7(args, logdir, results)
-    (BENCH / "results.json").write_text(json.dumps({"machine": machine, "results": results}, indent=1))
+    (BENCH / "results.json").write_text(
+        json.dumps({"machine": machine, "results": results, "side_by_side": side}, indent=1)
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_report(args, results, machine, out, started)
+    if side:
+        with out.open("a") as f:
+            f.write("\n" + side_by_side_report(args, side) + "\n")
     log(f"wrote {out} in {time.monotonic() - started:.0f} s")
     if args.keep_logs:
         log(f"logs in {logdir}")
