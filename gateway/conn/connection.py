@@ -49,7 +49,7 @@ class Connection:
         mq: MQ,
         sink: ClientSink,
         reference_throttle: int = 0,
-        info: RequestInfo | None = None,
+        info: RequestInfo | Callable[[], RequestInfo] | None = None,
         protocol: int = constants.LEGACY_PROTOCOL,
         is_http: bool = False,
         count_request: Callable[[str], None] | None = None,
@@ -58,7 +58,7 @@ class Connection:
         self.cache = cache
         self.mq = mq
         self.sink = sink
-        self.info = info
+        self._info = info
         self.protocol = protocol
         self.is_http = is_http
         self.reference_throttle = reference_throttle
@@ -71,6 +71,15 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         #: OpenTelemetry context of the WebSocket upgrade request (set by gateway.web.ws when tracing).
         self.trace_parent: Any = None
+
+    @property
+    def info(self) -> RequestInfo | None:
+        """The upgrade request's headers, host, remote address and URI, for auth requests. Built at
+        the first auth request (most connections never make one: it costs a dict of canonical
+        header names per connection)."""
+        if callable(self._info):
+            self._info = self._info()
+        return self._info
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:

@@ -11,10 +11,13 @@ reply, and per-call futures and tasks cost far more than the gateway's own work.
   events a service published right after it must not swap places), with no ``Msg`` object, queue
   or task hop per message;
 * publishes, subscribes and unsubscribes made from synchronous code are queued and sent in order,
-  so ``event.<name>.*`` is always subscribed before ``get.<name>`` goes out. A batch of plain
-  publishes (the hot path) is encoded here and written to the socket once per event-loop turn,
-  behind whatever nats-py itself still has buffered; a batch with a subscribe or unsubscribe, or any
-  batch while the connection is not up, goes through nats-py's own (awaited) calls in a task.
+  so ``event.<name>.*`` is always subscribed before ``get.<name>`` goes out. A batch of them (the
+  hot path) is encoded here and written to the socket once per event-loop turn, behind whatever
+  nats-py itself still has buffered; a subscribe is registered in nats-py's subscription table as
+  its own ``subscribe()`` would (so a reconnect renews it), without the awaited calls, queue and
+  flush it makes per subscription (a subscribe storm makes one per connection and per resource).
+  A batch with an oversized payload or a subject nats-py would refuse, or any batch while the
+  connection is not up, goes through nats-py's own (awaited) calls in a task.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client as NatsClient
+from nats.aio.client import _validate_subject
+from nats.aio.subscription import Subscription
+from nats.errors import BadSubjectError
 
 from gateway import constants
 from gateway.mq.base import MessageCallback, ReplyCallback
@@ -252,8 +258,9 @@ class NatsMQ:
             log.debug("NATS write failed: %s", exc)
 
     def _encode_publishes(self, ops: list[tuple[Any, ...]]) -> list[bytes] | None:
-        """PUB/HPUB commands for ``ops``, or None when the batch needs the task path: it holds a
-        (un)subscribe or an oversized payload, or the connection cannot take writes now."""
+        """PUB/HPUB/SUB/UNSUB commands for ``ops``, or None when the batch needs the task path: it
+        holds an oversized payload or a subject nats-py would refuse, or the connection cannot take
+        writes now. Nothing is changed before the whole batch is known to fit."""
         nc = self._nc
         transport = nc._transport
         if (
@@ -264,14 +271,39 @@ class NatsMQ:
         ):
             return None
         max_payload = nc._max_payload
-        out: list[bytes] = []
         bad_subject = _BAD_SUBJECT.search
         for op in ops:
             # nats-py's checks, which raise on the task path: the request then fails cleanly
-            if op[0] != "pub" or len(op[2]) > max_payload or not op[1] or bad_subject(op[1]):
+            kind = op[0]
+            if kind == "pub":
+                if len(op[2]) > max_payload or not op[1] or bad_subject(op[1]):
+                    return None
+            elif kind == "sub" and not _valid_subscription(op[1]):
                 return None
-            out.append(_pub_command(op[1], op[3], op[2], op[4]))
+        out: list[bytes] = []
+        for op in ops:
+            kind = op[0]
+            if kind == "pub":
+                out.append(_pub_command(op[1], op[3], op[2], op[4]))
+            elif kind == "sub":
+                out.append(self._subscribe_now(op[1], op[2]))
+            else:
+                sub = self._subs.pop(op[1], None)
+                if sub is not None:
+                    out.append(_unsubscribe_now(sub))
         return out
+
+    def _subscribe_now(self, subject: str, handle: int) -> bytes:
+        """What nats-py's ``subscribe(subject)`` does without a callback, minus the message queue
+        and iterator (see ``LeanSubscription``): a new sid in its subscription table (renewed on
+        reconnect, unsubscribed by its drain). Returns the SUB command."""
+        nc = self._nc
+        nc._sid += 1
+        sid = nc._sid
+        sub = LeanSubscription(nc, sid, subject)
+        nc._subs[sid] = sub
+        self._subs[handle] = sub
+        return b"SUB %s  %d\r\n" % (subject.encode(), sid)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -434,6 +466,51 @@ def _token(n: int) -> bytes:
 def _fits(subject: str, reply: bytes) -> bool:
     # resgate's rule: subject + reply inbox must fit the server's 4096-byte control line.
     return len(subject) + len(reply) <= constants.NATS_MAX_CONTROL_LINE
+
+
+class LeanSubscription(Subscription):
+    """A nats-py subscription entry without the message queue, iterator and limits nats-py makes
+    for each one (an ``asyncio.Queue``, three deques and a dict per subscription; a gateway holds
+    one per connection and one per cached resource). Its messages never reach it: the parser hands
+    them to ``NatsMQ._on_wire``. nats-py still reads the attributes set here when it renews the
+    subscription after a reconnect, drains or closes (tests/gateway/test_library_internals.py
+    checks they are all of ``Subscription``'s)."""
+
+    def __init__(self, conn: NatsClient, sid: int, subject: str) -> None:  # noqa: PLW0231 - lean on purpose
+        self._conn = conn
+        self._id = sid
+        self._subject = subject
+        self._queue = ""
+        self._max_msgs = 0
+        self._received = 0
+        self._cb = None
+        self._future = None
+        self._closed = False
+        self._pending_msgs_limit = 0
+        self._pending_bytes_limit = 0
+        self._pending_queue = None  # type: ignore[assignment]  # falsy: drain has nothing to wait for
+        self._pending_next_msgs_calls = {}
+        self._pending_size = 0
+        self._wait_for_msgs_task = None
+        self._message_iterator = None
+        self._jsi = None
+
+
+def _valid_subscription(subject: str) -> bool:
+    """nats-py's own rule for subscription subjects (its ``subscribe()`` raises otherwise)."""
+    try:
+        _validate_subject(subject, strict=True)
+    except BadSubjectError:
+        return False
+    return True
+
+
+def _unsubscribe_now(sub: Subscription) -> bytes:
+    """What nats-py's ``Subscription.unsubscribe()`` does on a connected client; the UNSUB command."""
+    sub._closed = True
+    sub._stop_processing()
+    sub._conn._remove_sub(sub._id)
+    return b"UNSUB %d\r\n" % sub._id
 
 
 def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, str] | None) -> bytes:

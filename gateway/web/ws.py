@@ -7,6 +7,7 @@ go to ``Connection.handle_message``; frames out are written by a sink straight t
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import secrets
@@ -91,7 +92,7 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
         mq=gateway.mq,
         sink=_BufferSink(),
         reference_throttle=config.reference_throttle,
-        info=request_info(request),
+        info=functools.partial(request_info, request),
         count_request=gateway.metrics.ws_request,
     )
     if tracing.enabled:

@@ -1,4 +1,4 @@
-"""The two places that lean on library internals for speed still find what they expect.
+"""The places that lean on library internals for speed still find what they expect.
 
 If an upgrade of aiohttp or nats-py changes them, these fail first, instead of the gateway silently
 falling back (aiohttp) or losing message order (nats-py).
@@ -35,6 +35,23 @@ def test_nats_py_internals_used_by_the_adapter_exist() -> None:
     source = inspect.getsource(Client.__init__) + inspect.getsource(Client._flusher)
     for attr in ("_pending", "_pending_data_size", "_transport", "_flush_queue", "_max_payload"):
         assert f"self.{attr}" in source, attr
+
+
+def test_lean_subscription_has_every_attribute_of_nats_py_subscription() -> None:
+    """natsclient.LeanSubscription sets Subscription's attributes itself (no queue): if nats-py adds
+    one, its reconnect/drain/close code could read an attribute the lean entry lacks."""
+    from nats.aio.client import Client
+    from nats.aio.subscription import Subscription
+
+    from gateway.mq.natsclient import LeanSubscription
+
+    async def make() -> set[str]:
+        return set(vars(Subscription(Client(), 1, "a.b")))  # its asyncio.Queue wants a running loop
+
+    full = asyncio.run(make())
+    lean = LeanSubscription(Client(), 1, "a.b")
+    assert set(vars(lean)) == full
+    assert not lean._pending_queue and lean._message_iterator is None and lean._wait_for_msgs_task is None
 
 
 async def test_nats_messages_are_dispatched_in_wire_order(nats_server: NatsServer) -> None:
