@@ -38,6 +38,28 @@ AccessReply = tuple[Access | None, ResError | None]
 AccessWithMeta = tuple[Access | None, ResError | None, service.Meta | None]
 
 
+class _WhenLoaded:
+    """Re-checks ``roots`` each time a subscription they wait for ends loading, then calls back.
+    An object rather than a closure that re-registers itself: such a closure is a reference cycle,
+    and one per subscribe left the cyclic garbage collector a pile of closures in subscribe storms."""
+
+    __slots__ = ("callback", "roots", "subs")
+
+    def __init__(
+        self, subs: dict[str, ClientSub], roots: list[ClientSub], callback: Callable[[], None]
+    ) -> None:
+        self.subs = subs
+        self.roots = roots
+        self.callback = callback
+
+    def __call__(self) -> None:
+        pending = graph.first_loading(self.subs, self.roots)
+        if pending is None:
+            asyncio.get_running_loop().call_soon(self.callback)
+        else:
+            pending.listeners.append(self)
+
+
 class Connection:
     """State and request handling of one client connection."""
 
@@ -463,16 +485,7 @@ class Connection:
 
     def when_loaded(self, roots: list[ClientSub], callback: Callable[[], None]) -> None:
         """Call ``callback`` (soon) once every unsent subscription reachable from roots is loaded."""
-        loop = asyncio.get_running_loop()
-
-        def check() -> None:
-            pending = graph.first_loading(self.subs, roots)
-            if pending is None:
-                loop.call_soon(callback)
-            else:
-                pending.listeners.append(check)
-
-        check()
+        _WhenLoaded(self.subs, roots, callback)()
 
     def loaded_future(self, roots: list[ClientSub]) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
