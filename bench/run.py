@@ -1104,7 +1104,9 @@ def side_by_side_report(args: argparse.Namespace, side: dict[str, dict[str, Any]
     L.append("|" + "---|" * len(head))
     for name in side[first]:
         base = WORKER_VARIANTS.get(name, (name, []))[0]
-        metrics = SPECS[base][2][:2] + [m for m in COMMON if m[0] in ("gw_cores", "other_cores", "load1")]
+        specs = SPECS[base][2]
+        metrics = specs[:1] + [m for m in specs[1:] if "_cpu_us_per_" in m[0]]
+        metrics += [m for m in COMMON if m[0] in ("gw_cores", "loadgen_cores", "other_cores", "load1")]
         for key, label, f in metrics:
             cells, meds = [], []
             for lb in labels:

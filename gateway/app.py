@@ -88,6 +88,7 @@ class Gateway:
             reuse_address=True,
             reuse_port=c.workers > 1 or None,
             ssl_context=self._tls(),
+            backlog=constants.LISTEN_BACKLOG,
         )
         await self._site.start()
         sockets = getattr(self._site._server, "sockets", None) or []

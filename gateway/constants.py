@@ -44,5 +44,9 @@ WS_CLOSE_TIMEOUT: Final = 3.0
 MQ_CLOSE_TIMEOUT: Final = 3.0
 #: Longest HTTP request line or header field accepted (Go's net/http default: 1 MiB).
 HTTP_MAX_HEADER_BYTES: Final = 1 << 20
+#: Listen backlog of the client port. aiohttp's default (128) overflows when a thousand clients
+#: reconnect at once (a gateway pod died): the kernel drops their SYNs and they retry after 1 s. Go's
+#: listener (resgate) asks for the kernel's maximum; so do we (the kernel caps it at somaxconn).
+LISTEN_BACKLOG: Final = 65535
 #: Largest HTTP request body accepted (call parameters); larger bodies get 413.
 HTTP_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
