@@ -250,7 +250,11 @@ class Connection:
             sub = self.subs[rid] = ClientSub(self, rid)
         if sub.direct >= constants.MAX_DIRECT_SUBSCRIPTIONS:
             raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED
-        if sub.direct == 0 and len(self.subs) > self.max_subscriptions and self._direct_count() >= self.max_subscriptions:
+        if (
+            sub.direct == 0
+            and len(self.subs) > self.max_subscriptions
+            and self._direct_count() >= self.max_subscriptions
+        ):
             if created:
                 del self.subs[rid]
             raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED

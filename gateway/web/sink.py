@@ -204,7 +204,7 @@ def _nothing() -> None:
 def _abort(transport: asyncio.Transport) -> None:
     try:
         transport.abort()
-    except Exception:  # noqa: BLE001 - already gone
+    except Exception:  # already gone
         log.debug("abort of a closed transport", exc_info=True)
 
 

@@ -97,7 +97,9 @@ async def test_stalled_client_is_disconnected_others_get_every_event_and_rss_sta
             text = await metrics(gw.admin_url)
             assert sample(parse_metrics(text), "pyresgate_slow_consumer_disconnects_total") == 1
             log = gw.log(200_000)
-            assert re.search(rf"\[{stalled_cid}\] Slow consumer: \d+ bytes unread \(limit 1048576\)", log), log
+            assert re.search(rf"\[{stalled_cid}\] Slow consumer: \d+ bytes unread \(limit 1048576\)", log), (
+                log
+            )
             assert healthy_cid not in log
             assert growth < RSS_GROWTH_MAX, f"gateway RSS grew {growth / 2**20:.1f} MiB"
             assert elapsed < 90
