@@ -60,6 +60,9 @@ DEFAULT_WS_MAX_SUBSCRIPTIONS: Final = 10_000
 #: Unanswered requests one WebSocket connection may have (``wsMaxPendingRequests``). resgate has no
 #: such limit; a pending request costs the gateway about 1-2 KB, so this bounds it to ~10 MB.
 DEFAULT_WS_MAX_PENDING_REQUESTS: Final = 10_000
+#: Seconds between start-up attempts to reach NATS: the first wait, doubled up to the last.
+NATS_RETRY_FIRST: Final = 0.25
+NATS_RETRY_MAX: Final = 2.0
 #: Seconds given to WebSocket clients to close on shutdown, and to NATS to drain (resgate: 3 s).
 WS_CLOSE_TIMEOUT: Final = 3.0
 MQ_CLOSE_TIMEOUT: Final = 3.0
