@@ -128,6 +128,9 @@ class Connection:
         if parsed is None:
             self._error(req.id, errors.ERR_INVALID_REQUEST)
             return
+        if req.params is not client.MISSING and client.too_deep(data, req.params):
+            self._error(req.id, errors.ERR_INVALID_PARAMS)
+            return
         action = parsed.action
         if action != "version":
             self.count_request(action)

@@ -61,6 +61,8 @@ class FaultyService:
         elif kind == "get":
             if rest == "test.garbage":
                 await msg.respond(b'{"result":{"model":{"a":')
+            elif rest == "test.deep":
+                await msg.respond(b'{"result":{"model":{"a":{"data":' + b"[" * 300 + b"]" * 300 + b"}}}}")
             else:
                 await msg.respond(b'{"result":{"model":{"n":0}}}')
         else:
@@ -80,6 +82,8 @@ class FaultyService:
             await msg.respond(b"\xff\xfe{not json")
         elif fault == "wrongshape":
             await msg.respond(b'{"result":1,"error":{"code":7}}')
+        elif fault == "deep":  # JSON a reader takes (depth 300 < 1024) but orjson cannot write back
+            await msg.respond(b'{"result":' + b"[" * 300 + b"]" * 300 + b"}")
         elif fault == "crash":
             self.crash_next.set()  # the test closes this service's connection without an answer
         else:
@@ -124,6 +128,11 @@ async def test_hanging_late_double_garbage_and_crashing_services_get_prescribed_
         assert_error(await client.request("call.test.model.garbage"), "system.internalError")
         assert_error(await client.request("call.test.model.wrongshape"), "system.internalError")
         assert_error(await client.request("subscribe.test.garbage"), "system.internalError")
+        assert_error(await client.request("call.test.model.deep"), "system.internalError")
+        assert_error(await client.request("subscribe.test.deep"), "system.internalError")
+        deep = b"[" * 300 + b"]" * 300
+        await pub.nc.publish("event.test.model.custom", deep)  # a custom event nobody can be sent
+        await pub.nc.publish("event.test.model.change", b'{"values":{"n":' + deep + b"}}")
         await _check_bystander(bystander, pub, 1)
 
         pending = await client.send("call.test.model.crash")
@@ -144,7 +153,9 @@ async def test_hanging_late_double_garbage_and_crashing_services_get_prescribed_
         assert _gateway_connection(nats_node.monitor_url)["cid"] == nats_cid, "NATS connection was dropped"
         assert gw.returncode is None
         log = gw.log(100_000)
-        assert "[ERR]" not in log and "Traceback" not in log, log
+        assert "Traceback" not in log, log
+        errors = [line for line in log.splitlines() if "[ERR]" in line]
+        assert all("Invalid" in line and "nested too deeply" in line for line in errors), log
     finally:
         await client.close()
         await bystander.close()
