@@ -90,6 +90,16 @@ class RawWS:
         assert status.startswith(b"HTTP/1.1 101"), status[:200]
         return ws
 
+    @classmethod
+    async def connect_raw(cls, port: int, *, rcvbuf: int | None = STALLED_RCVBUF) -> Self:
+        """A plain TCP connection (no upgrade), for HTTP clients that stop reading."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port)), 5)
+        return cls(sock)
+
     async def _recv(self, timeout: float) -> bytes:
         data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.sock, 65536), timeout)
         if not data:
@@ -174,6 +184,8 @@ class ModelService:
         self.models: dict[str, Any] = dict(models or {})
         self.cids: list[str] = []
         self.requests = 0
+        #: What calls answer.
+        self.call_result: Any = None
         self.nc: NATS | None = None
 
     async def start(self) -> Self:
@@ -210,7 +222,7 @@ class ModelService:
             else:
                 reply = {"result": {"collection" if isinstance(data, list) else "model": data}}
         else:
-            reply = {"result": None}
+            reply = {"result": self.call_result}
         with contextlib.suppress(Exception):
             await msg.respond(orjson.dumps(reply))
 

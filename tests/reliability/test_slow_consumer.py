@@ -9,6 +9,7 @@ their own NATS connections, a stalled raw WebSocket client with a 4 KiB receive 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import secrets
 import time
@@ -135,3 +136,48 @@ async def test_slow_reader_gets_a_1008_close_frame_before_the_socket_closes(
         finally:
             client.close()
             await pub.close()
+
+
+#: Pipelined HTTP requests a non-reading client sends, each answered with ~100 KB (~30 MB in all).
+PIPELINED = 300
+BIG = "x" * 100_000
+
+
+@pytest.mark.parametrize("path", ["fast", "aiohttp"])
+async def test_http_client_that_pipelines_without_reading_holds_at_most_a_response(
+    nats_node: NatsNode, start_gateway: GatewayStarter, path: str
+) -> None:
+    """GETs (the fast path) or POSTs (aiohttp's path) pipelined by a client that never reads: the
+    gateway stops reading from it while the responses are unread, so what it holds stays near one
+    response, not PIPELINED of them; other clients are served meanwhile."""
+    async with ModelService(nats_node.url, {"test.big": {"blob": BIG}}) as svc:
+        svc.call_result = {"blob": BIG}
+        gw = await start_gateway(nats_node.url)
+        if path == "fast":
+            one = b"GET /api/test/big HTTP/1.1\r\nHost: x\r\n\r\n"
+        else:
+            one = b"POST /api/test/big/method HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        stalled = await RawWS.connect_raw(gw.port)
+        try:
+            await stalled.send_raw(one)  # warm up: the resource is cached, one response unread
+            await asyncio.sleep(0.3)
+            baseline = rss_bytes(gw.pid)
+            sent = 0
+            with contextlib.suppress(TimeoutError):  # the gateway stops reading: sending blocks
+                for _ in range(PIPELINED):
+                    await asyncio.wait_for(stalled.send_raw(one), 1.0)
+                    sent += 1
+            await asyncio.sleep(0.5)
+            growth = rss_bytes(gw.pid) - baseline
+            print(f"HTTP {path}: {sent} pipelined requests sent, RSS +{growth / 2**20:.1f} MiB")
+            client = await WSClient.connect(gw.ws_url)
+            try:
+                resp = await client.request("get.test.big", timeout=3)
+                assert resp["result"]["models"]["test.big"]["blob"] == BIG
+            finally:
+                await client.close()
+            assert growth < 8 * 1024 * 1024, (
+                f"RSS grew {growth / 2**20:.1f} MiB after {sent} pipelined requests"
+            )
+        finally:
+            stalled.close()
