@@ -43,6 +43,8 @@ class AuthService:
         self.nats_url = nats_url
         self.nc: NATS | None = None
         self.access_tokens: list[Any] = []
+        #: (subject, cid, token) of every access and call request.
+        self.seen: list[tuple[str, str | None, Any]] = []
 
     async def start(self) -> Self:
         self.nc = await nats.connect(self.nats_url, name=f"{HARNESS_PREFIX}-auth", no_echo=True)
@@ -64,9 +66,11 @@ class AuthService:
         kind, _, rest = msg.subject.partition(".")
         reply: Any = {"result": None}
         if msg.subject == "auth.test.login.password":
-            if (req.get("params") or {}).get("password") == PASSWORD:
-                await self._token(req["cid"], {"user": "alice", "secret": TOKEN_SECRET})
-                reply = {"result": {"user": "alice"}}
+            params = req.get("params") or {}
+            if params.get("password") == PASSWORD:
+                user = params.get("user", "alice")
+                await self._token(req["cid"], {"user": user, "secret": TOKEN_SECRET})
+                reply = {"result": {"user": user}}
             else:
                 reply = {"error": {"code": "system.accessDenied", "message": "Wrong password"}}
         elif msg.subject == "auth.test.login.header":
@@ -79,10 +83,13 @@ class AuthService:
         elif kind == "access":
             token = req.get("token")
             self.access_tokens.append(token)
+            self.seen.append((msg.subject, req.get("cid"), token))
             ok = rest == "test.open" or (isinstance(token, dict) and token.get("secret") in PLANTED)
             reply = {"result": {"get": ok, "call": "*" if ok else ""}}
         elif kind == "get":
             reply = {"result": {"model": {"name": rest}}}
+        elif kind == "call":
+            self.seen.append((msg.subject, req.get("cid"), req.get("token")))
         with contextlib.suppress(Exception):
             await msg.respond(reply.encode() if isinstance(reply, str) else orjson.dumps(reply))
 
@@ -197,6 +204,41 @@ async def test_a_revoked_token_stops_access_at_once(
             await client.expect_event("test.open.change", {"values": {"name": "open 2"}}, timeout=3)
             await client.assert_no_event(0.2)
         assert_error(await by_reset.request("subscribe.test.secret"), "system.accessDenied")
+    finally:
+        for client in clients:
+            await client.close()
+        await pub.close()
+        await svc.close()
+
+
+async def test_a_connection_never_acts_with_another_connections_token(
+    nats_node: NatsNode, start_gateway: GatewayStarter
+) -> None:
+    """Many clients, each logged in as its own user, interleave subscribes and calls: every access
+    and call request the service gets carries the token of the connection (cid) it came from."""
+    svc = await AuthService(nats_node.url).start()
+    gw = await start_gateway(nats_node.url)
+    pub = await Publisher.connect(nats_node.url)
+    clients = [await WSClient.connect(gw.ws_url) for _ in range(8)]
+    try:
+        users: dict[str, str] = {}
+        for n, client in enumerate(clients):
+            assert_result(await client.request("version", {"protocol": "1.2.3"}))
+            assert_result(
+                await client.request("auth.test.login.password", {"password": PASSWORD, "user": f"u{n}"})
+            )
+            users[await _cid_of(pub, svc, client)] = f"u{n}"
+
+        async def work(client: WSClient) -> None:
+            for i in range(10):
+                assert_result(await client.request(f"subscribe.test.secret?n={i}"))
+                assert_result(await client.request(f"call.test.secret?n={i}.do"))
+
+        await asyncio.gather(*(work(client) for client in clients))
+        checked = [(cid, token) for subject, cid, token in svc.seen if cid in users]
+        assert len(checked) >= 8 * 20
+        for cid, token in checked:
+            assert isinstance(token, dict) and token["user"] == users[cid], (cid, token)
     finally:
         for client in clients:
             await client.close()
