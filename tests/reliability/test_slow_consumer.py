@@ -93,6 +93,8 @@ async def test_stalled_client_is_disconnected_others_get_every_event_and_rss_sta
             elapsed = time.monotonic() - started
             assert got == list(range(EVENTS)), "the healthy client lost or reordered events"
             growth = rss_bytes(gw.pid) - baseline
+            print(f"slow consumer ({'deflate' if compression else 'plain'}): {EVENTS} events in {elapsed:.1f} s, "
+                  f"RSS {growth / 2**20:+.1f} MiB")  # fmt: skip
 
             assert await stalled.closed_by_peer(10), "the stalled client was not disconnected"
             text = await metrics(gw.admin_url)
