@@ -43,13 +43,25 @@ class SinkFlusher:
 class TransportSink:
     """Coalescing writer of pre-built (unmasked, uncompressed) server frames.
 
-    Slow consumers: output the client has not read is bounded by ``limit`` (``clientOutboxLimit``).
-    The check counts what was left unsent *before* the newest output, so one response larger than
-    the limit still goes out; a client that then does not read it is cut off at the next output.
-    The gateway thus holds at most about the limit plus one loop turn's output per client.
+    Slow consumers: output the client has not read is bounded by ``limit`` (``clientOutboxLimit``),
+    with room for the largest frame written since the client last caught up, so one response
+    larger than the limit (a big resource set) still goes out, and an event right behind it does
+    not make a client that is reading it a slow consumer. Only output left unread from earlier
+    loop turns counts; within one turn the burst is bounded the same way. The gateway thus holds at
+    most about the limit plus the largest recent frame plus one turn's output per client.
     """
 
-    __slots__ = ("_closed", "_flusher", "_frames", "_limit", "_queued", "_scheduled", "_transport", "cid")
+    __slots__ = (
+        "_big",
+        "_closed",
+        "_flusher",
+        "_frames",
+        "_limit",
+        "_queued",
+        "_scheduled",
+        "_transport",
+        "cid",
+    )
 
     def __init__(
         self,
@@ -63,17 +75,20 @@ class TransportSink:
         self._flusher = flusher or SinkFlusher()
         self._frames: list[bytes] = []
         self._queued = 0  # bytes in _frames
+        self._big = 0  # largest frame since the transport buffer was last seen empty
         self._scheduled = False
         self._closed = False
         self._limit = limit
         self.cid = cid
 
     def send(self, frame: bytes) -> None:
-        if self._queued > self._limit:  # a burst within one loop turn
+        size = len(frame)
+        self._big = max(self._big, size)
+        if self._queued > self._limit + self._big:  # a burst within one loop turn
             self._slow_consumer(self._queued)
             return
         self._frames.append(frame)
-        self._queued += len(frame)
+        self._queued += size
         if not self._scheduled:
             self._scheduled = True
             self._flusher.mark(self)
@@ -82,12 +97,14 @@ class TransportSink:
         """Write what was sent since the last flush, in one write."""
         self._scheduled = False
         frames, self._frames = self._frames, []
-        self._queued = 0
+        queued, self._queued = self._queued, 0
         transport = self._transport
         if self._closed or not frames or transport.is_closing():
             return
         unread = transport.get_write_buffer_size()
-        if unread > self._limit:
+        if unread == 0:
+            self._big = max(map(len, frames)) if len(frames) > 1 else queued
+        elif unread > self._limit + self._big:
             self._slow_consumer(unread)
             return
         transport.write(frames[0] if len(frames) == 1 else b"".join(frames))

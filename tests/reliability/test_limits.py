@@ -132,3 +132,64 @@ def test_limit_settings_layer_validate_and_carry_their_minimum_in_the_schema(
     assert prop["minimum"] == minimum
     assert prop["default"] == default
     assert prop["description"]
+
+
+class _Transport:
+    """A transport whose unsent bytes the test controls (what the kernel took is 'read')."""
+
+    def __init__(self) -> None:
+        self.buffered = 0
+        self.written: list[bytes] = []
+        self.closed = self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+        self.buffered += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def test_one_response_larger_than_the_limit_goes_out_and_the_events_behind_it_too() -> None:
+    """The outbox bound leaves room for the largest frame since the client last caught up: a big
+    resource set and the events right behind it are no slow consumer; the same client stalling
+    afterwards is."""
+    from gateway.protocol import wsframe
+    from gateway.web.sink import SLOW_CONSUMER_CLOSE_FRAME, SinkFlusher, TransportSink
+
+    slow: list[int] = []
+    transport = _Transport()
+    sink = TransportSink(
+        transport,  # type: ignore[arg-type]
+        cid="c1",
+        flusher=SinkFlusher(on_slow_consumer=lambda: slow.append(1)),
+        limit=10_000,
+    )
+    big, event = wsframe.text(b"r" * 50_000), wsframe.text(b"e" * 100)
+    sink.send(big)
+    sink.send(event)  # same turn, behind the big response
+    sink.flush()
+    for _ in range(20):  # later turns while the client reads the big response
+        sink.send(event)
+        sink.flush()
+    assert not slow and not transport.closed
+    transport.buffered = 0  # the client caught up
+    sink.send(event)
+    sink.flush()
+    for _ in range(200):  # now it stalls: 100-byte events pile up past the 10 kB limit
+        sink.send(event)
+        sink.flush()
+        if slow:
+            break
+    assert slow == [1] and transport.closed
+    assert transport.written[-1] == SLOW_CONSUMER_CLOSE_FRAME
+    assert 10_000 < transport.buffered - len(SLOW_CONSUMER_CLOSE_FRAME) < 10_000 + 3 * len(event)
