@@ -20,11 +20,12 @@ import orjson
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from tests.conftest import GatewayFactory
 from tests.reliability.support import Publisher, metrics
 from tests.runtime.conftest import GatewayStarter
 from tests.runtime.helpers import clean_env
 from tests.support.cluster import NatsNode
-from tests.support.fakeservice import HARNESS_PREFIX
+from tests.support.fakeservice import HARNESS_PREFIX, FakeService
 from tests.support.wsclient import WSClient, assert_error, assert_result
 
 PASSWORD = "pw-" + secrets.token_hex(8)
@@ -244,3 +245,34 @@ async def test_a_connection_never_acts_with_another_connections_token(
             await client.close()
         await pub.close()
         await svc.close()
+
+
+async def test_a_token_revoked_while_an_http_get_is_in_flight_denies_it(
+    gateway_factory: GatewayFactory, service: FakeService
+) -> None:
+    """headerAuth sets the HTTP request's token; the service revokes it while the resource is still
+    loading: the response is access denied, not the data (access is asked again with no token)."""
+    gw = await gateway_factory(header_auth="test.login.header")
+    async with aiohttp.ClientSession() as http:
+        pending = asyncio.ensure_future(http.get(f"http://127.0.0.1:{gw.port}/api/test/secret"))
+        auth = await service.expect_request("auth.test.login.header")
+        cid = auth.path("cid")
+        await service.conn_event(cid, "token", {"token": {"user": "alice"}}, check=False)
+        await auth.ok(None)
+        first = await service.requests(2)
+        assert first.get("access.test.secret").path("token") == {"user": "alice"}
+        await first.get("access.test.secret").ok({"get": True})
+        await service.conn_event(cid, "token", {"token": None}, check=False)  # revoked mid-flight
+        await first.get("get.test.secret").json({"result": {"model": {"secret": 1}}})
+        # Access is asked again with no token (by the re-check of the subscription and by the
+        # request before answering); the service now says no.
+        again = await service.expect_request("access.test.secret")
+        assert again.path("token") is None
+        await again.ok({"get": False})
+        with contextlib.suppress(AssertionError):
+            more = await service.expect_request("access.test.secret", timeout=0.3)
+            await more.ok({"get": False})
+        resp = await asyncio.wait_for(pending, 3)
+        assert resp.status == 401, await resp.text()
+        assert "secret" not in await resp.text()
+        resp.release()
