@@ -43,25 +43,16 @@ class SinkFlusher:
 class TransportSink:
     """Coalescing writer of pre-built (unmasked, uncompressed) server frames.
 
-    Slow consumers: output the client has not read is bounded by ``limit`` (``clientOutboxLimit``),
-    with room for the largest frame written since the client last caught up, so one response
-    larger than the limit (a big resource set) still goes out, and an event right behind it does
-    not make a client that is reading it a slow consumer. Only output left unread from earlier
-    loop turns counts; within one turn the burst is bounded the same way. The gateway thus holds at
-    most about the limit plus the largest recent frame plus one turn's output per client.
+    Slow consumers: output the client has not read is bounded by ``limit`` (``clientOutboxLimit``)
+    plus the largest frame written since the client last had everything read: one response larger
+    than the limit (a big resource set) still goes out, and the events right behind it do not make a
+    client that is reading it a slow consumer. The check runs once per loop turn, after the write
+    (the hot path pays one buffer-size read, as before), so the gateway holds at most the limit plus
+    the largest recent frame plus one turn's output per client; a turn's output follows from what
+    NATS delivered in it, which nats-py reads in bounded chunks.
     """
 
-    __slots__ = (
-        "_big",
-        "_closed",
-        "_flusher",
-        "_frames",
-        "_limit",
-        "_queued",
-        "_scheduled",
-        "_transport",
-        "cid",
-    )
+    __slots__ = ("_big", "_closed", "_flusher", "_frames", "_limit", "_scheduled", "_transport", "cid")
 
     def __init__(
         self,
@@ -74,21 +65,16 @@ class TransportSink:
         self._transport = transport
         self._flusher = flusher or SinkFlusher()
         self._frames: list[bytes] = []
-        self._queued = 0  # bytes in _frames
-        self._big = 0  # largest frame since the transport buffer was last seen empty
         self._scheduled = False
         self._closed = False
         self._limit = limit
+        #: The largest frame written since the client last had everything read (a big resource
+        #: set, say), as far as it mattered: allowed on top of the limit.
+        self._big = 0
         self.cid = cid
 
     def send(self, frame: bytes) -> None:
-        size = len(frame)
-        self._big = max(self._big, size)
-        if self._queued > self._limit + self._big:  # a burst within one loop turn
-            self._slow_consumer(self._queued)
-            return
         self._frames.append(frame)
-        self._queued += size
         if not self._scheduled:
             self._scheduled = True
             self._flusher.mark(self)
@@ -97,17 +83,23 @@ class TransportSink:
         """Write what was sent since the last flush, in one write."""
         self._scheduled = False
         frames, self._frames = self._frames, []
-        queued, self._queued = self._queued, 0
         transport = self._transport
-        if self._closed or not frames or transport.is_closing():
+        if transport.is_closing():  # also after _slow_consumer, which closes it
             return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        transport.write(data)
         unread = transport.get_write_buffer_size()
-        if unread == 0:
-            self._big = max(map(len, frames)) if len(frames) > 1 else queued
-        elif unread > self._limit + self._big:
+        if unread > self._limit:  # rare
+            self._over_limit(unread, frames)
+        elif self._big and not unread:  # caught up: the allowance for a big frame ends
+            self._big = 0
+
+    def _over_limit(self, unread: int, frames: list[bytes]) -> None:
+        largest = max(map(len, frames))
+        if largest > self._big:
+            self._big = largest
+        if unread > self._limit + self._big:
             self._slow_consumer(unread)
-            return
-        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
     def _slow_consumer(self, unread: int) -> None:
         """Disconnect: a close frame (1008) behind the unread output, then abort unless the client
@@ -116,7 +108,6 @@ class TransportSink:
             return
         self._closed = True
         self._frames = []
-        self._queued = 0
         log.warning(
             "[%s] Slow consumer: %d bytes unread (limit %d), disconnecting", self.cid, unread, self._limit
         )

@@ -124,8 +124,13 @@ async def test_slow_reader_gets_a_1008_close_frame_before_the_socket_closes(
         pub = await Publisher.connect(nats_node.url)
         try:
             assert "result" in await client.request(f"subscribe.{RID}")
-            await _flood(pub, 0, 2000)
-            await asyncio.sleep(0.5)  # the backlog passes 64 KiB while nothing is read
+            # Nothing is read until the gateway gives up on the client: the kernel's socket buffers
+            # (megabytes on loopback) fill first, then the gateway's 64 KiB.
+            for first in range(0, EVENTS, 2000):
+                await _flood(pub, first, 2000)
+                await asyncio.sleep(0.2)
+                if "Slow consumer" in gw.log(100_000):
+                    break
             close_payload = None
             async with asyncio.timeout(20):
                 while close_payload is None:
