@@ -96,8 +96,7 @@ class TransportSink:
 
     def _over_limit(self, unread: int, frames: list[bytes]) -> None:
         largest = max(map(len, frames))
-        if largest > self._big:
-            self._big = largest
+        self._big = max(self._big, largest)
         if unread > self._limit + self._big:
             self._slow_consumer(unread)
 
