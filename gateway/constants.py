@@ -43,7 +43,7 @@ DEFAULT_PORT: Final = 8080
 DEFAULT_CLIENT_OUTBOX_LIMIT: Final = 1024 * 1024
 #: Smallest accepted ``clientOutboxLimit`` (below it ordinary responses would trip it).
 MIN_CLIENT_OUTBOX_LIMIT: Final = 4096
-#: Previous fixed bound, kept as the sinks' default when built without a config (tests, tools).
+#: The sinks' bound when they are built without a config (tests, tools): the default.
 WS_MAX_OUTBOX_BYTES: Final = DEFAULT_CLIENT_OUTBOX_LIMIT
 #: Seconds a slow consumer gets to take the close frame before its connection is aborted.
 SLOW_CONSUMER_CLOSE_GRACE: Final = 1.0

@@ -100,6 +100,7 @@ async def test_stalled_client_is_disconnected_others_get_every_event_and_rss_sta
             text = await metrics(gw.admin_url)
             assert sample(parse_metrics(text), "pyresgate_slow_consumer_disconnects_total") == 1
             log = gw.log(200_000)
+            print("".join(line for line in log.splitlines(keepends=True) if "Slow consumer" in line))
             assert re.search(rf"\[{stalled_cid}\] Slow consumer: \d+ bytes unread \(limit 1048576\)", log), (
                 log
             )
