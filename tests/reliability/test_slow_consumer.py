@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 import secrets
+import statistics
 import time
 
 import pytest
@@ -54,7 +55,9 @@ async def _receive(client: WSClient, n: int, timeout: float) -> list[int]:
     return got
 
 
-async def _paced_flood(pub: Publisher, healthy: WSClient, n: int, timeout: float) -> list[int]:
+async def _paced_flood(
+    pub: Publisher, healthy: WSClient, n: int, timeout: float, batch_seconds: list[float] | None = None
+) -> list[int]:
     """Publish ``n`` events in batches of BATCH, each once the healthy client has read the last one:
     a client that keeps up never lags by more than a batch (~250 KB), while the stalled one gets
     everything. (Unpaced, a 20 MB burst from this very process outruns any reader, which the
@@ -62,8 +65,11 @@ async def _paced_flood(pub: Publisher, healthy: WSClient, n: int, timeout: float
     got: list[int] = []
     deadline = time.monotonic() + timeout
     for first in range(0, n, BATCH):
+        started = time.monotonic()
         await _flood(pub, first, min(BATCH, n - first))
         got += await _receive(healthy, min(BATCH, n - first), max(deadline - time.monotonic(), 0.01))
+        if batch_seconds is not None:  # publish to delivery of the batch's last event
+            batch_seconds.append(time.monotonic() - started)
     return got
 
 
@@ -89,12 +95,18 @@ async def test_stalled_client_is_disconnected_others_get_every_event_and_rss_sta
             baseline = rss_bytes(gw.pid)
 
             started = time.monotonic()
-            got = await _paced_flood(pub, healthy, EVENTS, 90)
+            batches: list[float] = []
+            got = await _paced_flood(pub, healthy, EVENTS, 90, batches)
             elapsed = time.monotonic() - started
             assert got == list(range(EVENTS)), "the healthy client lost or reordered events"
             growth = rss_bytes(gw.pid) - baseline
+            # Latency of the healthy client's batches while the other one is stalled (the first ones,
+            # until the gateway gives up on it) and after: the stalled client does not slow it down.
+            while_stalled, after = statistics.median(batches[:8]), statistics.median(batches[-8:])
             print(f"slow consumer ({'deflate' if compression else 'plain'}): {EVENTS} events in {elapsed:.1f} s, "
-                  f"RSS {growth / 2**20:+.1f} MiB")  # fmt: skip
+                  f"RSS {growth / 2**20:+.1f} MiB, healthy batch of {BATCH}: median {while_stalled * 1000:.0f} ms "
+                  f"while the other client stalls, {after * 1000:.0f} ms after")  # fmt: skip
+            assert while_stalled < max(5 * after, 0.5), (while_stalled, after)
 
             assert await stalled.closed_by_peer(10), "the stalled client was not disconnected"
             text = await metrics(gw.admin_url)
