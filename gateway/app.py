@@ -61,12 +61,14 @@ class Gateway:
     # -- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect to NATS, subscribe to system events, then open the listeners."""
+        """Open the admin listener, connect to NATS (retrying, see ``_connect_nats``), subscribe to
+        system events, then open the client and metrics listeners."""
         c = self.config
         loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
-        servers = [u.strip() for u in c.nats_url.split(",") if u.strip()]
-        await self.mq.connect(servers, reconnect=not c.exit_on_nats_loss, **self._nats_options())
+        if c.admin_port:  # first: probes answer (/readyz 503) while NATS is not there yet
+            await self._start_side("admin", admin.make_app(self), c.admin_port, None)
+        await self._connect_nats()
         self.mq.subscribe("system.*")
         await self.mq.sync()
         assert self.mq.closed is not None
@@ -96,8 +98,25 @@ class Gateway:
         log.info("Listening on %s://%s:%d", c.scheme, c.addr or "0.0.0.0", self.port)
         if c.metrics_port:
             await self._start_side("metrics", metrics_app(self), c.metrics_port, self._tls())
-        if c.admin_port:
-            await self._start_side("admin", admin.make_app(self), c.admin_port, None)
+
+    async def _connect_nats(self) -> None:
+        """Connect to NATS. In a cluster the gateway often starts before NATS is reachable, so a
+        failed attempt is retried with back-off (0.25 s doubling up to NATS_RETRY_MAX) until NATS
+        answers; the client port stays closed meanwhile. With ``exitOnNatsLoss`` the first failure
+        is final, as resgate refuses to start without NATS; so is a refusal (authorization, TLS)."""
+        c = self.config
+        servers = [u.strip() for u in c.nats_url.split(",") if u.strip()]
+        delay = constants.NATS_RETRY_FIRST
+        while True:
+            try:
+                await self.mq.connect(servers, reconnect=not c.exit_on_nats_loss, **self._nats_options())
+                return
+            except ConnectionError as exc:
+                if c.exit_on_nats_loss or isinstance(exc, natsclient.NatsRefusedError):
+                    raise
+                log.warning("%s; retrying in %.2g s", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, constants.NATS_RETRY_MAX)
 
     async def _start_side(
         self, what: str, app: web.Application, port: int, tls: ssl.SSLContext | None
@@ -136,6 +155,8 @@ class Gateway:
         problems = []
         if not self.mq.is_connected:
             problems.append("NATS not connected")
+        if self.port == 0:  # the admin port opens first; clients are served once this one is open
+            problems.append("client port not open")
         if self.draining or self._stopping:
             problems.append("draining")
         return problems

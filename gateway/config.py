@@ -30,15 +30,21 @@ from dataclasses import field as dc_field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.constants import (
     DEFAULT_CACHE_EVICTION_DELAY_MS,
+    DEFAULT_CLIENT_OUTBOX_LIMIT,
     DEFAULT_NATS_URL,
     DEFAULT_PORT,
     DEFAULT_REQUEST_TIMEOUT_MS,
+    DEFAULT_WS_MAX_MESSAGE_SIZE,
+    DEFAULT_WS_MAX_PENDING_REQUESTS,
+    DEFAULT_WS_MAX_SUBSCRIPTIONS,
+    MIN_CLIENT_OUTBOX_LIMIT,
+    MIN_WS_MAX_MESSAGE_SIZE,
 )
 
 log = logging.getLogger(__name__)
@@ -186,6 +192,34 @@ class Config(BaseSettings):
         False,
         "OpenTelemetry tracing, exported as the OTEL_* variables say (also on when "
         "OTEL_TRACES_EXPORTER is set and not none)",
+    )
+    # Limits on what one client can make the gateway hold (see docs/reliability.md).
+    client_outbox_limit: int = _key(
+        "clientOutboxLimit",
+        DEFAULT_CLIENT_OUTBOX_LIMIT,
+        "Bytes of output the gateway holds for one client (WebSocket or HTTP) that does not read; "
+        "past it the client is disconnected as a slow consumer",
+        schema={"minimum": MIN_CLIENT_OUTBOX_LIMIT},
+    )
+    ws_max_message_size: int = _key(
+        "wsMaxMessageSize",
+        DEFAULT_WS_MAX_MESSAGE_SIZE,
+        "Largest WebSocket message accepted from a client, bytes; a larger one closes the connection "
+        "with 1009 (message too big)",
+        schema={"minimum": MIN_WS_MAX_MESSAGE_SIZE},
+    )
+    ws_max_subscriptions: int = _key(
+        "wsMaxSubscriptions",
+        DEFAULT_WS_MAX_SUBSCRIPTIONS,
+        "Resources one WebSocket connection may subscribe directly; more get "
+        "system.subscriptionLimitExceeded",
+        schema={"minimum": 1},
+    )
+    ws_max_pending_requests: int = _key(
+        "wsMaxPendingRequests",
+        DEFAULT_WS_MAX_PENDING_REQUESTS,
+        "Requests one WebSocket connection may have unanswered; more get system.requestLimitExceeded",
+        schema={"minimum": 1},
     )
 
     def __init__(self, **values: Any) -> None:
@@ -336,6 +370,18 @@ class Config(BaseSettings):
     def _non_negative(cls, value: int) -> int:
         if value < 0:
             raise ValueError("must not be negative")
+        return value
+
+    @field_validator(
+        "client_outbox_limit", "ws_max_message_size", "ws_max_subscriptions", "ws_max_pending_requests"
+    )
+    @classmethod
+    def _at_least_minimum(cls, value: int, info: ValidationInfo) -> int:
+        assert info.field_name is not None
+        extra = cls.model_fields[info.field_name].json_schema_extra
+        minimum = extra.get("minimum") if isinstance(extra, dict) else None
+        if isinstance(minimum, int) and value < minimum:
+            raise ValueError(f"must be at least {minimum}")
         return value
 
     @model_validator(mode="after")
@@ -724,6 +770,38 @@ FLAGS: tuple[Flag, ...] = (
         _BOOL,
         "",
         "Enable OpenTelemetry tracing (configured by OTEL_* variables)",
+        _EXT,
+    ),
+    Flag(
+        ("clientoutboxlimit",),
+        "client_outbox_limit",
+        _INT,
+        "<bytes>",
+        "Output held for a client that does not read before it is disconnected",
+        _EXT,
+    ),
+    Flag(
+        ("wsmaxmessagesize",),
+        "ws_max_message_size",
+        _INT,
+        "<bytes>",
+        "Largest WebSocket message accepted from a client",
+        _EXT,
+    ),
+    Flag(
+        ("wsmaxsubscriptions",),
+        "ws_max_subscriptions",
+        _INT,
+        "<n>",
+        "Resources one WebSocket connection may subscribe",
+        _EXT,
+    ),
+    Flag(
+        ("wsmaxpendingrequests",),
+        "ws_max_pending_requests",
+        _INT,
+        "<n>",
+        "Unanswered requests one WebSocket connection may have",
         _EXT,
     ),
     Flag(

@@ -36,9 +36,33 @@ DEFAULT_NATS_URL: Final = "nats://127.0.0.1:4222"
 #: Default client port (as resgate).
 DEFAULT_PORT: Final = 8080
 
-#: Bytes a WebSocket client may have queued in its transport before it is disconnected as a slow
-#: consumer. Bounded so one stalled client cannot grow the gateway's memory without limit.
-WS_MAX_OUTBOX_BYTES: Final = 32 * 1024 * 1024
+#: Bytes of output a client may leave unread before it is disconnected as a slow consumer
+#: (``clientOutboxLimit``; pyresgate extension). 1 MiB, as Centrifugo's client queue: a thousand
+#: ~1 KB events, far more than a client that reads at all falls behind by, and 10,000 stalled
+#: clients still cost at most ~10 GiB. Bounded so one stalled client cannot exhaust the gateway.
+DEFAULT_CLIENT_OUTBOX_LIMIT: Final = 1024 * 1024
+#: Smallest accepted ``clientOutboxLimit`` (below it ordinary responses would trip it).
+MIN_CLIENT_OUTBOX_LIMIT: Final = 4096
+#: The sinks' bound when they are built without a config (tests, tools): the default.
+WS_MAX_OUTBOX_BYTES: Final = DEFAULT_CLIENT_OUTBOX_LIMIT
+#: Seconds a slow consumer gets to take the close frame before its connection is aborted.
+SLOW_CONSUMER_CLOSE_GRACE: Final = 1.0
+#: Largest WebSocket message a client may send (``wsMaxMessageSize``). resgate sets no limit; 4 MiB
+#: is four times NATS' default max payload (a larger request cannot reach a service anyway) and
+#: bounds what one client message makes the gateway buffer.
+DEFAULT_WS_MAX_MESSAGE_SIZE: Final = 4 * 1024 * 1024
+#: Smallest accepted ``wsMaxMessageSize``.
+MIN_WS_MAX_MESSAGE_SIZE: Final = 1024
+#: Resources one WebSocket connection may subscribe directly (``wsMaxSubscriptions``). resgate has
+#: no such limit (only MAX_DIRECT_SUBSCRIPTIONS per rid); 10,000 is far above what client
+#: libraries hold (ResClient re-subscribes all of them at once after a reconnect).
+DEFAULT_WS_MAX_SUBSCRIPTIONS: Final = 10_000
+#: Unanswered requests one WebSocket connection may have (``wsMaxPendingRequests``). resgate has no
+#: such limit; a pending request costs the gateway about 1-2 KB, so this bounds it to ~10 MB.
+DEFAULT_WS_MAX_PENDING_REQUESTS: Final = 10_000
+#: Seconds between start-up attempts to reach NATS: the first wait, doubled up to the last.
+NATS_RETRY_FIRST: Final = 0.25
+NATS_RETRY_MAX: Final = 2.0
 #: Seconds given to WebSocket clients to close on shutdown, and to NATS to drain (resgate: 3 s).
 WS_CLOSE_TIMEOUT: Final = 3.0
 MQ_CLOSE_TIMEOUT: Final = 3.0

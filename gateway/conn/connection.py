@@ -75,6 +75,8 @@ class Connection:
         protocol: int = constants.LEGACY_PROTOCOL,
         is_http: bool = False,
         count_request: Callable[[str], None] | None = None,
+        max_subscriptions: int = constants.DEFAULT_WS_MAX_SUBSCRIPTIONS,
+        max_pending: int = constants.DEFAULT_WS_MAX_PENDING_REQUESTS,
     ) -> None:
         self.cid = cid
         self.cache = cache
@@ -90,6 +92,11 @@ class Connection:
         self.subs: dict[str, ClientSub] = {}
         self.closed = False
         self.count_request = count_request or _ignore
+        #: Limits on what this client can make the gateway hold (wsMaxSubscriptions,
+        #: wsMaxPendingRequests); ``pending`` counts requests not answered yet.
+        self.max_subscriptions = max_subscriptions
+        self.max_pending = max_pending
+        self.pending = 0
         self._tasks: set[asyncio.Task[None]] = set()
         #: OpenTelemetry context of the WebSocket upgrade request (set by gateway.web.ws when tracing).
         self.trace_parent: Any = None
@@ -129,9 +136,11 @@ class Connection:
         self.send(wsframe.text(client.event(name, data)))
 
     def _result(self, req_id: int, value: Any) -> None:
+        self.pending -= 1
         self.send(wsframe.text(client.result(req_id, value)))
 
     def _error(self, req_id: int, err: ResError) -> None:
+        self.pending -= 1
         self.send(wsframe.text(client.error(req_id, err)))
 
     # -- requests ----------------------------------------------------------------------------------
@@ -141,9 +150,17 @@ class Connection:
         req = client.parse_request(data)
         if req is None:
             return
+        if self.pending >= self.max_pending:
+            # Not counted: this answer is the only thing the request costs.
+            self.send(wsframe.text(client.error(req.id, errors.ERR_REQUEST_LIMIT_EXCEEDED)))
+            return
+        self.pending += 1  # every counted request is answered once, by _result or _error
         parsed = ridlib.parse_method(req.method)
         if parsed is None:
             self._error(req.id, errors.ERR_INVALID_REQUEST)
+            return
+        if req.params is not client.MISSING and client.too_deep(data, req.params):
+            self._error(req.id, errors.ERR_INVALID_PARAMS)
             return
         action = parsed.action
         if action != "version":
@@ -198,6 +215,7 @@ class Connection:
             raise errors.ERR_NO_SUBSCRIPTION
         sub.direct -= count
         self.collect_garbage()
+        self.pending -= 1
         self.send(wsframe.text(client.empty_result(req.id)))
 
     def _subscribe(self, req_id: int, rid: str, *, keep: bool = True) -> None:
@@ -266,10 +284,22 @@ class Connection:
             sub = self.subs[rid] = ClientSub(self, rid)
         if sub.direct >= constants.MAX_DIRECT_SUBSCRIPTIONS:
             raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED
+        if (
+            sub.direct == 0
+            and len(self.subs) > self.max_subscriptions
+            and self._direct_count() >= self.max_subscriptions
+        ):
+            if created:
+                del self.subs[rid]
+            raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED
         sub.direct += 1
         if created or sub.state in (FAILED, DELETED):
             sub.load(Throttle(self.reference_throttle))
         return sub
+
+    def _direct_count(self) -> int:
+        # Only counted once the connection holds more subscriptions than the limit in all.
+        return sum(1 for sub in self.subs.values() if sub.direct > 0)
 
     def remove_direct(self, sub: ClientSub) -> None:
         if sub.direct > 0:

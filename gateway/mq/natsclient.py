@@ -27,9 +27,10 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from nats import errors as nats_errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.client import _validate_subject
 from nats.aio.subscription import Subscription
@@ -55,6 +56,17 @@ _BAD_SUBJECT = re.compile(r"[ \t\r\n]")
 _WRITE_BUFFER_LIMIT = 8 * 1024 * 1024
 
 
+class NatsRefusedError(ConnectionError):
+    """NATS was reached and refused the gateway (authorization, TLS, credentials): retrying the
+    same settings will not help."""
+
+
+def _is_permanent(cause: BaseException) -> bool:
+    if isinstance(cause, (ssl.SSLError, nats_errors.AuthorizationError, FileNotFoundError, PermissionError)):
+        return True
+    return "authorization" in str(cause).lower()
+
+
 class _Pending:
     """One request waiting for its reply."""
 
@@ -71,8 +83,7 @@ class NatsMQ:
     """Implements ``gateway.mq.base.MQ`` on a nats-py connection."""
 
     def __init__(self, *, request_timeout: float, on_message: MessageCallback) -> None:
-        self._nc = NatsClient()
-        self._nc._ps = FastParser(self._nc, self._on_wire)
+        self._nc = self._new_client()
         self._timeout = request_timeout
         self._on_message = on_message
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -87,6 +98,7 @@ class NatsMQ:
         self._inbox_prefix_b = b""
         self._inbox_sid = -1
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing_clients: set[asyncio.Task[None]] = set()  # clients of failed start-up attempts
         self._subs: dict[int, Any] = {}
         self._next_handle = 0
         self.closed: asyncio.Future[str] | None = None
@@ -110,13 +122,23 @@ class NatsMQ:
         self._loop = asyncio.get_running_loop()
         self._deadlines = Deadlines(self._loop, self._on_deadline, self._pending)
         self.closed = self._loop.create_future()
+        self._first_error = None
         try:
             await asyncio.wait_for(self._first_connect(servers, **options), _FIRST_CONNECT_TIMEOUT)
         except Exception as exc:
             # nats-py reports "no servers available"; the first attempt's error says why (a retry
             # after an authorization error may only see the connection reset).
             cause = self._first_error or exc
-            raise ConnectionError(f"cannot connect to NATS at {', '.join(servers)}: {cause}") from exc
+            failed, self._nc = self._nc, self._new_client()  # connect may be called again
+            # In the background: after a failed TLS upgrade nats-py's close() can hang.
+            closing = self._loop.create_task(_close_quietly(failed), name="mq-close-failed")
+            self._closing_clients.add(closing)
+            closing.add_done_callback(self._closing_clients.discard)
+            shown = ", ".join(redact_url(url) for url in servers)
+            message = f"cannot connect to NATS at {shown}: {cause}"
+            if _is_permanent(cause):
+                raise NatsRefusedError(message) from exc
+            raise ConnectionError(message) from exc
         self._nc.options["allow_reconnect"] = reconnect
         self._nc.options["max_reconnect_attempts"] = -1 if reconnect else 0
         self._connected = True
@@ -127,19 +149,34 @@ class NatsMQ:
         self._inbox_sid = (await self._raw_subscribe(self._inbox_prefix + "*"))._id
         self._tasks = [self._loop.create_task(self._flush_loop(), name="mq-flush")]
 
+    def _new_client(self) -> NatsClient:
+        nc = NatsClient()
+        nc._ps = FastParser(nc, self._on_wire)
+        return nc
+
     async def _first_connect(self, servers: list[str], **options: Any) -> None:
-        # The first connection tries each server twice and then fails, as resgate refuses to start
-        # without NATS; only an established connection is re-established when it is lost.
-        await self._nc.connect(
+        # One attempt tries each server twice and then fails (the caller decides whether to retry,
+        # as resgate refuses to start without NATS); only an established connection is
+        # re-established when it is lost. Callbacks of a client given up on are ignored.
+        nc = self._nc
+
+        def current(callback: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+            async def call(*args: Any) -> None:
+                if nc is self._nc:
+                    await callback(*args)
+
+            return call
+
+        await nc.connect(
             servers=servers,
             allow_reconnect=True,
             max_reconnect_attempts=1,
             reconnect_time_wait=0.25,  # type: ignore[arg-type]  # nats-py accepts seconds as float
             connect_timeout=2,
-            error_cb=self._error_cb,
-            closed_cb=self._closed_cb,
-            disconnected_cb=self._disconnected_cb,
-            reconnected_cb=self._reconnected_cb,
+            error_cb=current(self._error_cb),
+            closed_cb=current(self._closed_cb),
+            disconnected_cb=current(self._disconnected_cb),
+            reconnected_cb=current(self._reconnected_cb),
             pending_size=64 * 1024 * 1024,
             **options,
         )
@@ -432,6 +469,19 @@ class NatsMQ:
 
 def _nothing() -> None:
     pass
+
+
+async def _close_quietly(nc: NatsClient) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(nc.close(), constants.MQ_CLOSE_TIMEOUT)
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without the user and password of ``nats://user:pass@host`` (kept out of logs)."""
+    return _USERINFO.sub("***@", url)
 
 
 def _ignore_request(subject: str, outcome: str, seconds: float) -> None:

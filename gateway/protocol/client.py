@@ -87,8 +87,37 @@ def params_or_null(params: Any) -> Any:
 VERSION_RESULT = {"protocol": constants.PROTOCOL_VERSION}
 
 
+#: Deepest nesting of params the gateway forwards. orjson reads 1024 levels but writes at most 254,
+#: and params are written one level down in a service request; deeper ones would fail there.
+MAX_PARAMS_DEPTH = 250
+
+
+def too_deep(data: bytes | str, value: Any, limit: int = MAX_PARAMS_DEPTH) -> bool:
+    """Whether ``value`` (parsed from the JSON text ``data``) nests deeper than ``limit``. Cheap for
+    ordinary messages: the structure is only walked when ``data`` has that many brackets at all."""
+    if isinstance(data, str):
+        brackets = data.count("[") + data.count("{")
+    else:
+        brackets = data.count(b"[") + data.count(b"{")
+    if brackets < limit:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
 def result(req_id: int, value: Any) -> bytes:
-    return orjson.dumps({"result": value, "id": req_id})
+    try:
+        return orjson.dumps({"result": value, "id": req_id})
+    except orjson.JSONEncodeError:  # a service result nested deeper than orjson writes
+        return error(req_id, errors.internal_error("result cannot be encoded"))
 
 
 def empty_result(req_id: int) -> bytes:

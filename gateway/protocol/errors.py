@@ -63,6 +63,8 @@ UNSUPPORTED_PROTOCOL = "system.unsupportedProtocol"
 SUBJECT_TOO_LONG = "system.subjectTooLong"
 DELETED = "system.deleted"
 SUBSCRIPTION_LIMIT_EXCEEDED = "system.subscriptionLimitExceeded"
+#: pyresgate extension: a connection has ``wsMaxPendingRequests`` requests unanswered already.
+REQUEST_LIMIT_EXCEEDED = "system.requestLimitExceeded"
 BAD_REQUEST = "system.badRequest"
 METHOD_NOT_ALLOWED = "system.methodNotAllowed"
 SERVICE_UNAVAILABLE = "system.serviceUnavailable"
@@ -82,6 +84,7 @@ ERR_UNSUPPORTED_PROTOCOL = ResError(UNSUPPORTED_PROTOCOL, "Unsupported protocol"
 ERR_SUBJECT_TOO_LONG = ResError(SUBJECT_TOO_LONG, "Subject too long")
 ERR_DELETED = ResError(DELETED, "Deleted")
 ERR_SUBSCRIPTION_LIMIT_EXCEEDED = ResError(SUBSCRIPTION_LIMIT_EXCEEDED, "Subscription limit exceeded")
+ERR_REQUEST_LIMIT_EXCEEDED = ResError(REQUEST_LIMIT_EXCEEDED, "Pending request limit exceeded")
 ERR_BAD_REQUEST = ResError(BAD_REQUEST, "Bad request")
 ERR_METHOD_NOT_ALLOWED = ResError(METHOD_NOT_ALLOWED, "Method not allowed")
 ERR_SERVICE_UNAVAILABLE = ResError(SERVICE_UNAVAILABLE, "Service unavailable")

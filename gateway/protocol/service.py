@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from gateway.protocol import errors, values
+from gateway.protocol import client, errors, values
 from gateway.protocol import rid as ridlib
 from gateway.protocol.errors import ResError
 
@@ -253,9 +253,12 @@ def parse_payload(data: bytes) -> Any:
     if not data:
         return None
     try:
-        return orjson.loads(data)
+        payload = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"invalid JSON: {exc}") from None
+    if client.too_deep(data, payload):  # it could not be written to clients (or into requests)
+        raise InvalidEvent("nested too deeply")
+    return payload
 
 
 def is_legacy_change(payload: Any) -> bool:

@@ -227,11 +227,18 @@ class _ApiRequest:
             return self._error(errors.ERR_ACCESS_DENIED)
         body = self._encode(rid, _cache_lookup(conn)) if sub is None else None
         if body is None:
+            token = conn.token
             if sub is None:
                 sub = conn.add_direct(rid)  # evicted, or references not cached, meanwhile
             await conn.loaded_future([sub])
             if sub.state != READY:
                 return self._error(sub.err or errors.ERR_NOT_FOUND)
+            if conn.token is not token:  # revoked or replaced while loading: ask again
+                access, err, _ = await conn.access_with_meta(name, query)
+                if err is not None:
+                    return self._error(err)
+                if access is None or not access.get:
+                    return self._error(errors.ERR_ACCESS_DENIED)
             body = self._encode(rid, _lookup(conn))
         assert body is not None
         return self._respond(200, body, json=True)

@@ -117,6 +117,8 @@ def parse_head(
             elif option != b"keep-alive":
                 return None
         headers.add(name.decode("ascii"), value.decode("ascii"))
+    if len(headers.getall("Host", ())) > 1:
+        return None  # aiohttp answers 400, as Go's net/http does ("too many Host headers")
     return parts[0].decode("ascii"), target.decode("ascii"), headers, keep_alive
 
 

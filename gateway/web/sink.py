@@ -41,9 +41,18 @@ class SinkFlusher:
 
 
 class TransportSink:
-    """Coalescing writer of pre-built (unmasked, uncompressed) server frames."""
+    """Coalescing writer of pre-built (unmasked, uncompressed) server frames.
 
-    __slots__ = ("_flusher", "_frames", "_limit", "_scheduled", "_transport", "cid")
+    Slow consumers: output the client has not read is bounded by ``limit`` (``clientOutboxLimit``)
+    plus the largest frame written since the client last had everything read: one response larger
+    than the limit (a big resource set) still goes out, and the events right behind it do not make a
+    client that is reading it a slow consumer. The check runs once per loop turn, after the write
+    (the hot path pays one buffer-size read, as before), so the gateway holds at most the limit plus
+    the largest recent frame plus one turn's output per client; a turn's output follows from what
+    NATS delivered in it, which nats-py reads in bounded chunks.
+    """
+
+    __slots__ = ("_big", "_closed", "_flusher", "_frames", "_limit", "_scheduled", "_transport", "cid")
 
     def __init__(
         self,
@@ -57,7 +66,11 @@ class TransportSink:
         self._flusher = flusher or SinkFlusher()
         self._frames: list[bytes] = []
         self._scheduled = False
+        self._closed = False
         self._limit = limit
+        #: The largest frame written since the client last had everything read (a big resource
+        #: set, say), as far as it mattered: allowed on top of the limit.
+        self._big = 0
         self.cid = cid
 
     def send(self, frame: bytes) -> None:
@@ -71,13 +84,39 @@ class TransportSink:
         self._scheduled = False
         frames, self._frames = self._frames, []
         transport = self._transport
+        if transport.is_closing():  # also after _slow_consumer, which closes it
+            return
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        transport.write(data)
+        unread = transport.get_write_buffer_size()
+        if unread > self._limit:  # rare
+            self._over_limit(unread, frames)
+        elif self._big and not unread:  # caught up: the allowance for a big frame ends
+            self._big = 0
+
+    def _over_limit(self, unread: int, frames: list[bytes]) -> None:
+        largest = max(map(len, frames))
+        self._big = max(self._big, largest)
+        if unread > self._limit + self._big:
+            self._slow_consumer(unread)
+
+    def _slow_consumer(self, unread: int) -> None:
+        """Disconnect: a close frame (1008) behind the unread output, then abort unless the client
+        took it all within the grace period (a stalled client never does)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._frames = []
+        log.warning(
+            "[%s] Slow consumer: %d bytes unread (limit %d), disconnecting", self.cid, unread, self._limit
+        )
+        self._flusher.on_slow_consumer()
+        transport = self._transport
         if transport.is_closing():
             return
-        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
-        if transport.get_write_buffer_size() > self._limit:
-            log.warning("[%s] Slow consumer: closing connection", self.cid)
-            self._flusher.on_slow_consumer()
-            transport.abort()
+        transport.write(SLOW_CONSUMER_CLOSE_FRAME)
+        transport.close()
+        asyncio.get_running_loop().call_later(constants.SLOW_CONSUMER_CLOSE_GRACE, _abort, transport)
 
 
 class CompressingSink:
@@ -85,12 +124,21 @@ class CompressingSink:
     frame payloads through aiohttp, which compresses them per connection.
 
     Frames are written in order. Queued bytes are bounded like ``TransportSink``'s outbox: past the
-    limit the client is a slow consumer and its connection is aborted (not just left without output).
+    limit the client is a slow consumer and its connection is aborted (not just left without output;
+    a close frame cannot be put between aiohttp's compressed writes, so there is none).
     A write that fails (client gone) ends the writer quietly; the read loop then ends the connection.
     """
 
-    def __init__(self, ws: object, *, cid: str, limit: int = constants.WS_MAX_OUTBOX_BYTES) -> None:
+    def __init__(
+        self,
+        ws: object,
+        *,
+        cid: str,
+        limit: int = constants.WS_MAX_OUTBOX_BYTES,
+        on_slow_consumer: Callable[[], None] | None = None,
+    ) -> None:
         self._ws = ws
+        self._on_slow_consumer = on_slow_consumer or _nothing
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._queued = 0
         self._limit = limit
@@ -101,11 +149,18 @@ class CompressingSink:
     def send(self, frame: bytes) -> None:
         if self._closed:
             return
+        if self._queued > self._limit:  # counted before this frame, as in TransportSink
+            log.warning(
+                "[%s] Slow consumer: %d bytes unread (limit %d), disconnecting",
+                self.cid,
+                self._queued,
+                self._limit,
+            )
+            self._on_slow_consumer()
+            self._abort()
+            return
         self._queue.put_nowait(frame)
         self._queued += len(frame)
-        if self._queued > self._limit:
-            log.warning("[%s] Slow consumer: closing connection", self.cid)
-            self._abort()
 
     async def _run(self) -> None:
         from aiohttp import WSMsgType, web
@@ -151,3 +206,14 @@ def _payload(frame: bytes) -> bytes:
 
 def _nothing() -> None:
     pass
+
+
+def _abort(transport: asyncio.Transport) -> None:
+    try:
+        transport.abort()
+    except Exception:  # already gone
+        log.debug("abort of a closed transport", exc_info=True)
+
+
+#: Close frame 1008 (policy violation) "slow consumer", as a server sends it (unmasked).
+SLOW_CONSUMER_CLOSE_FRAME = bytes((0x88, 15)) + (1008).to_bytes(2, "big") + b"slow consumer"

@@ -81,7 +81,9 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
     config = gateway.config
     if not origin_allowed(request.headers.get("Origin"), config.allowed_origins):
         return web.json_response(errors.ERR_FORBIDDEN_ORIGIN.to_dict(), status=403)
-    ws = DirectWebSocketResponse(autoping=True, max_msg_size=0, compress=config.ws_compression)
+    ws = DirectWebSocketResponse(
+        autoping=True, max_msg_size=config.ws_max_message_size, compress=config.ws_compression
+    )
     if not ws.can_prepare(request).ok:
         return web.json_response(errors.ERR_BAD_REQUEST.to_dict(), status=400)
     cid = new_cid()
@@ -94,6 +96,8 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
         reference_throttle=config.reference_throttle,
         info=functools.partial(request_info, request),
         count_request=gateway.metrics.ws_request,
+        max_subscriptions=config.ws_max_subscriptions,
+        max_pending=config.ws_max_pending_requests,
     )
     if tracing.enabled:
         conn.trace_parent = tracing.extract(request.headers)
@@ -110,10 +114,11 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
     transport = request.transport
     assert transport is not None
     sink: TransportSink | CompressingSink
+    limit = config.client_outbox_limit
     sink = (
-        CompressingSink(ws, cid=cid)
+        CompressingSink(ws, cid=cid, limit=limit, on_slow_consumer=gateway.metrics.slow_consumers.inc)
         if ws.compress
-        else TransportSink(transport, cid=cid, flusher=gateway.flusher)
+        else TransportSink(transport, cid=cid, flusher=gateway.flusher, limit=limit)
     )
     early, conn.sink = conn.sink, sink
     if isinstance(early, _BufferSink):

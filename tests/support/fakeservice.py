@@ -216,6 +216,20 @@ class FakeService:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def _settled(self) -> None:
+        """Return once nats-server has processed everything this connection sent so far.
+
+        ``nc.flush()`` is not enough: nats-py 2.16 writes its PING straight to the socket, ahead of
+        commands still in its pending buffer, so the PONG can come back before a SUB or PUB reached
+        the server. A request nobody answers goes through that buffer, behind them, and the server's
+        no-responders reply (it answers even with ``no_echo``) proves they arrived.
+        """
+        assert self.nc is not None
+        try:
+            await self.nc.request(f"_{HARNESS_PREFIX}_settled.{next(_names)}", b"", timeout=2)
+        except nats.errors.NoRespondersError:
+            pass
+
     async def add_subject(self, *subjects: str) -> None:
         """Also record requests on these subjects (flushed: in effect when this returns)."""
         assert self.nc is not None
@@ -223,7 +237,7 @@ class FakeService:
             if subject not in self._subjects:
                 self._subjects.add(subject)
                 await self.nc.subscribe(subject, cb=self._on_msg)
-        await self.nc.flush(timeout=2)
+        await self._settled()
 
     add_subjects = add_subject
 
@@ -234,7 +248,7 @@ class FakeService:
     async def publish(self, subject: str, data: bytes) -> None:
         assert self.nc is not None
         await self.nc.publish(subject, data)
-        await self.nc.flush(timeout=2)
+        await self._settled()
 
     # Requests
 
