@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
-"""pyresgate benchmark suite: runs scenarios B1..B7 and writes docs/benchmarks.md.
+"""pyresgate benchmark suite: runs scenarios B1..B9 and writes docs/benchmarks.md.
 
     python bench/run.py [--quick] [--only B1,B3] [--runs N] [--out docs/benchmarks.md]
+                        [--compare LABEL=EXECUTABLE ...]
+
+B5C (subscribe storm on a cold cache), B8 (connection rate) and B9 (reconnect storm: a gateway is
+killed and its clients move to another one the way resclient reconnects) cover the new-connection
+and subscribe paths. ``--compare`` runs every scenario also against other gateway executables
+(an older pyresgate, resgate), interleaved run by run, and adds a side-by-side table.
 
 Every run of every scenario starts fresh processes: nats-server on a free port, the gateway
 (``pyresgate --nats nats://127.0.0.1:P -i 127.0.0.1 -p Q --adminport 0``) and the load generator
@@ -937,6 +943,9 @@ def write_report(
     L.append("python bench/run.py            # all scenarios, 3 runs each (about 6-10 minutes)")
     L.append("python bench/run.py --quick    # 1 run each")
     L.append("python bench/run.py --only B1,B3 --runs 5")
+    L.append(
+        "python bench/run.py --only B5C,B8,B9 --compare base=/path/to/other/pyresgate  # interleaved A/B"
+    )
     L.append("```")
     L.append("")
     L.append(
