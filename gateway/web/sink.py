@@ -20,18 +20,21 @@ class SinkFlusher:
     """Flushes every sink that got frames in this turn of the event loop with one callback
     (one per gateway), instead of one scheduled callback per client per burst."""
 
-    __slots__ = ("_dirty", "_scheduled", "on_slow_consumer")
+    __slots__ = ("_dirty", "_loop", "_scheduled", "on_slow_consumer")
 
     def __init__(self, on_slow_consumer: Callable[[], None] | None = None) -> None:
         self._dirty: list[TransportSink] = []
         self._scheduled = False
         self.on_slow_consumer = on_slow_consumer or _nothing
+        self._loop: asyncio.AbstractEventLoop | None = None  # kept: get_running_loop() is a syscall
 
     def mark(self, sink: TransportSink) -> None:
         self._dirty.append(sink)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._run)
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self._run)
 
     def _run(self) -> None:
         self._scheduled = False
