@@ -20,6 +20,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.utils import floatToGoString
 
 from gateway import constants
+from gateway.telemetry import tracing
 
 if TYPE_CHECKING:
     from gateway.cache.cache import Cache
@@ -196,6 +197,11 @@ class Metrics:
             "pyresgate_slow_consumer_disconnects",
             "Clients disconnected for not reading fast enough",
             value=self.slow_consumers.value,
+        )
+        yield CounterMetricFamily(
+            "pyresgate_tracing_spans_dropped",
+            "Spans dropped because the trace export queue was full (OTEL_BSP_MAX_QUEUE_SIZE)",
+            value=tracing.spans_dropped(),
         )
         yield CounterMetricFamily(
             "pyresgate_shed_connections",

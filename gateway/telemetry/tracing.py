@@ -216,7 +216,9 @@ def setup(
         id_generator=ids,
     )
     for exp in exporters:
-        provider.add_span_processor(SimpleSpanProcessor(exp) if simple else BatchSpanProcessor(exp))
+        provider.add_span_processor(
+            SimpleSpanProcessor(exp) if simple else _counting(BatchSpanProcessor)(exp)
+        )
     _provider = provider
     _ids = ids
     _tracer = provider.get_tracer("pyresgate", __version__)
@@ -430,6 +432,43 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
 def force_flush(timeout_millis: int = 30000) -> bool:
     """Export every ended span now (blocking: call it off the event loop if the collector is on it)."""
     return bool(_provider.force_flush(timeout_millis)) if _provider is not None else True
+
+
+#: Spans the batch processors dropped because their export queue was full (exposed on /metrics as
+#: pyresgate_tracing_spans_dropped_total). Spans end on the event loop's thread; a span ended on
+#: another thread at the same moment could lose a count, which a drop counter can afford.
+_dropped = [0]
+
+
+def spans_dropped() -> int:
+    """Spans dropped so far because an export queue was full (never reset)."""
+    return _dropped[0]
+
+
+def _counting(base: type) -> type:
+    """``BatchSpanProcessor`` that counts what it drops. The SDK's processor drops a span when its
+    queue (OTEL_BSP_MAX_QUEUE_SIZE) is full rather than slowing the caller; it logs that once in a
+    while, so without a count nobody sees how many traces are incomplete."""
+
+    class CountingBatchSpanProcessor(base):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # The SDK's internals (tests/gateway/test_library_internals.py); without them, no count.
+            batch = getattr(self, "_batch_processor", None)
+            self._pyresgate_queue = getattr(batch, "_queue", None)
+            self._pyresgate_queue_max = getattr(batch, "_max_queue_size", None)
+
+        def on_end(self, span: Any) -> None:
+            if (
+                self._pyresgate_queue_max is not None
+                and self._pyresgate_queue is not None
+                and len(self._pyresgate_queue) >= self._pyresgate_queue_max
+                and span.context.trace_flags.sampled
+            ):
+                _dropped[0] += 1
+            super().on_end(span)
+
+    return CountingBatchSpanProcessor
 
 
 def shutdown() -> None:

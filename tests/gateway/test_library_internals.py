@@ -7,8 +7,10 @@ falling back (aiohttp) or losing message order (nats-py).
 from __future__ import annotations
 
 import asyncio
+import collections
 
 import nats
+import pytest
 
 from gateway.web import wsreader
 from tests.support.natsserver import NatsServer
@@ -52,6 +54,19 @@ def test_lean_subscription_has_every_attribute_of_nats_py_subscription() -> None
     lean = LeanSubscription(Client(), 1, "a.b")
     assert set(vars(lean)) == full
     assert not lean._pending_queue and lean._message_iterator is None and lean._wait_for_msgs_task is None
+
+
+def test_batch_span_processor_internals_used_for_the_drop_count_exist() -> None:
+    """tracing's CountingBatchSpanProcessor reads the SDK batch processor's queue and its bound."""
+    pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    processor = BatchSpanProcessor(ConsoleSpanExporter())
+    try:
+        batch = processor._batch_processor
+        assert isinstance(batch._queue, collections.deque) and isinstance(batch._max_queue_size, int)
+    finally:
+        processor.shutdown()
 
 
 async def test_nats_messages_are_dispatched_in_wire_order(nats_server: NatsServer) -> None:
