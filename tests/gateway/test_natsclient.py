@@ -6,7 +6,7 @@ import asyncio
 
 import nats
 
-from gateway.mq.natsclient import NatsMQ
+from gateway.mq.natsclient import LeanSubscription, NatsMQ
 from gateway.protocol import errors
 from gateway.protocol.errors import ResError
 from tests.support.natsserver import NatsServer
@@ -37,3 +37,52 @@ async def test_subject_with_whitespace_fails_the_request_and_injects_nothing(nat
     assert injected.pending_msgs == 0
     await mq.close()
     await svc.close()
+
+
+async def test_subscribe_and_unsubscribe_ride_the_batched_write_path(nats_server: NatsServer) -> None:
+    """A subscribe queued with publishes in one loop turn is written with them (no task hop): it is a
+    lean entry in nats-py's table, its messages arrive, and after the unsubscribe they stop. A
+    subscription subject nats-py would refuse sends that batch down the awaited path instead, where
+    it fails alone and the batch's publish still goes out."""
+    svc = await nats.connect(nats_server.url)
+    seen = await svc.subscribe("bench.out")
+    await svc.flush()
+    got: list[tuple[str, bytes]] = []
+    mq = NatsMQ(request_timeout=1.0, on_message=lambda subject, data: got.append((subject, data)))
+    await mq.connect([nats_server.url])
+    handle = mq.subscribe("event.a.*")
+    mq.publish("bench.out", b"1")
+    await _next_turn(mq)
+    subs = [s for s in mq._nc._subs.values() if s.subject == "event.a.*"]
+    assert len(subs) == 1 and isinstance(subs[0], LeanSubscription)
+    assert not mq._slow_busy and mq._outgoing == []
+    await svc.publish("event.a.change", b"x")
+    await svc.flush()
+    for _ in range(100):
+        if got:
+            break
+        await asyncio.sleep(0.01)
+    assert got == [("event.a.change", b"x")]
+    mq.unsubscribe(handle)
+    await _next_turn(mq)
+    assert not [s for s in mq._nc._subs.values() if s.subject == "event.a.*"]
+    await svc.publish("event.a.change", b"y")
+    await svc.flush()
+    await asyncio.sleep(0.1)
+    assert got == [("event.a.change", b"x")]
+
+    mq.subscribe("bad subject.*")  # whitespace: nats-py refuses it; only that subscribe fails
+    mq.publish("bench.out", b"2")
+    await mq.sync()
+    assert not [s for s in mq._nc._subs.values() if " " in s.subject]
+    assert [(await seen.next_msg(1)).data for _ in range(2)] == [b"1", b"2"]
+    await mq.close()
+    await svc.close()
+
+
+async def _next_turn(mq: NatsMQ) -> None:
+    """Let the queued batch go out the way the gateway's own code does (one loop turn), not by
+    ``mq.sync()``, which sends through the awaited path; then a PING/PONG round trip so the server
+    has processed it."""
+    await asyncio.sleep(0)
+    await mq._nc.flush()
