@@ -76,6 +76,10 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{/* The ResgateCluster's spec: the values' spec, tracing pointed at the chart's Jaeger when it is on. */}}
 {{- define "pyresgate.clusterSpec" -}}
 {{- $spec := deepCopy .Values.resgateCluster.spec }}
+{{- /* an empty urls list next to a serviceRef would break the CRD's "exactly one of" rule */}}
+{{- if and $spec.nats (not $spec.nats.urls) }}
+{{- $_ := unset $spec.nats "urls" }}
+{{- end }}
 {{- if .Values.jaeger.enabled }}
 {{- $tracing := default (dict) $spec.tracing }}
 {{- if not $tracing.otlpEndpoint }}
