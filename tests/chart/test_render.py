@@ -67,7 +67,7 @@ def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def pods_of(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [o for o in objects if o["kind"] in (*WORKLOAD_KINDS, "Pod")]
+    return [o for o in objects if o["kind"] in (*WORKLOAD_KINDS, "Job", "Pod")]
 
 
 # --- lint and validation --------------------------------------------------------------------------------
@@ -255,11 +255,11 @@ def test_namespaced_rbac_is_one_role_per_watched_namespace() -> None:
     objects = render([NAMESPACED])
     assert not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding")
     assert not find(objects, "ClusterKopfPeering")
-    roles = find(objects, "Role")
+    roles = [r for r in find(objects, "Role") if r["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["apps", "edge"]
     for role in roles:
         assert role["rules"] == source_rules()
-    bindings = find(objects, "RoleBinding")
+    bindings = [b for b in find(objects, "RoleBinding") if b["roleRef"]["name"] == "rel-pyresgate-operator"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["apps", "edge"]
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
@@ -278,6 +278,28 @@ def test_standalone_has_no_peering_and_a_named_service_account() -> None:
     assert pod_spec(one(objects, "StatefulSet"))["serviceAccountName"] == "resgate-operator"
     assert one(objects, "ClusterRoleBinding")["subjects"][0]["name"] == "resgate-operator"
     assert not find(objects, "Pod"), "tests.enabled=false renders no test pod"
+
+
+def test_uninstall_hook_deletes_the_resgatecluster_with_least_rights() -> None:
+    assert not find(render(), "Job"), "no ResgateCluster, nothing to clean up"
+    objects = render([FULL])
+    job = one(objects, "Job", "rel-pyresgate-cleanup")
+    for obj in [job, *find(objects, "ServiceAccount", "rel-pyresgate-cleanup")]:
+        assert obj["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+        assert "hook-succeeded" in obj["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+    role = one(objects, "Role", "rel-pyresgate-cleanup")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["pyresgate.io"],
+            "resources": ["resgateclusters"],
+            "resourceNames": ["edge"],
+            "verbs": ["get", "delete", "patch"],
+        }
+    ]
+    (container,) = pod_spec(job)["containers"]
+    assert container["args"][0] == (CHART / "files/delete-resgatecluster.py").read_text()
+    assert container["args"][1:] == [NAMESPACE, "edge", "60"]
+    assert pod_spec(job)["serviceAccountName"] == "rel-pyresgate-cleanup"
 
 
 # --- optional parts ---------------------------------------------------------------------------------------
@@ -389,6 +411,7 @@ BAD_VALUES = [
     (["resgateCluster.spec.nats.urls={http://nats:4222}"], "/resgateCluster/spec/nats/urls/0"),
     (["resgateCluster.spec.replicas=-1"], "/resgateCluster/spec/replicas"),
     (["jaeger.samplerRatio=2"], "/jaeger/samplerRatio"),
+    (["cleanup.finalizerWaitSeconds=0"], "/cleanup/finalizerWaitSeconds"),
     # --set makes 0.5 a string: the schema says to use --set-json (or a values file) for numbers
     (["resgateCluster.spec.tracing.samplerRatio=0.5"], "/resgateCluster/spec/tracing/samplerRatio"),
     (["resgateCluster.spec.tracing.protocol=udp"], "/resgateCluster/spec/tracing/protocol"),
