@@ -255,7 +255,11 @@ def test_namespaced_rbac_is_one_role_per_watched_namespace() -> None:
     objects = render([NAMESPACED])
     assert not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding")
     assert not find(objects, "ClusterKopfPeering")
-    roles = [r for r in find(objects, "Role") if r["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"]
+    roles = [
+        r
+        for r in find(objects, "Role")
+        if r["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+    ]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["apps", "edge"]
     for role in roles:
         assert role["rules"] == source_rules()
