@@ -6,7 +6,7 @@ with the process: logging, ``--help``/``--version``, the embedded NATS fallback,
 code. The gateway itself is ``gateway.app.Gateway``.
 
 Exit codes: 0 after a signal-requested stop (or ``--help``/``--version``), 1 for invalid
-configuration, a failed start, or whatever code the gateway reports when it stops by itself
+configuration, tracing requested without the OpenTelemetry packages, a failed start, or whatever code the gateway reports when it stops by itself
 (e.g. NATS connection lost).
 """
 
@@ -77,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(debug=config.debug, trace=config.trace)
     from gateway.telemetry import tracing
 
-    tracing.configure(config)  # OTEL_TRACES_EXPORTER or --tracing; a no-op otherwise
+    try:
+        tracing.configure(config)  # OTEL_TRACES_EXPORTER or --tracing; a no-op otherwise
+    except tracing.TracingUnavailable as exc:
+        print(f"pyresgate: tracing was requested but {exc}", file=sys.stderr)
+        return 1
     try:
         return _run_loop(serve(config))
     except KeyboardInterrupt:  # Ctrl-C before the signal handlers were installed

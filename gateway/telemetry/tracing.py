@@ -9,8 +9,10 @@ Export is configured by the standard ``OTEL_*`` variables: ``OTEL_EXPORTER_OTLP_
 (default ``pyresgate``), ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER[_ARG]``, ``OTEL_BSP_*``
 and ``OTEL_PROPAGATORS`` (default W3C ``traceparent``/``tracestate`` plus baggage).
 
-The OpenTelemetry packages are the optional ``tracing`` extra (``pip install pyresgate[tracing]``);
-they are imported by ``setup`` only, so the gateway runs without them.
+The OpenTelemetry SDK and the OTLP exporters are dependencies of pyresgate (so of the container
+image); they are imported by ``setup`` only, so with tracing off they cost no start-up time. Asking
+for tracing when they are missing (a broken install) is an error: ``configure`` raises
+``TracingUnavailable`` and ``gateway.cli`` exits with code 1 and one line on stderr.
 
 Sampling
 --------
@@ -100,8 +102,8 @@ enabled = False
 
 #: Service name used when neither OTEL_SERVICE_NAME nor OTEL_RESOURCE_ATTRIBUTES names one.
 DEFAULT_SERVICE_NAME = "pyresgate"
-#: Install hint logged when tracing is asked for but the packages are missing.
-INSTALL_HINT = "pip install 'pyresgate[tracing]'"
+#: What to do when tracing is asked for but the packages are missing (they are pyresgate dependencies).
+INSTALL_HINT = "reinstall pyresgate with its dependencies (pip install pyresgate), or switch tracing off"
 #: The sampler when OTEL_TRACES_SAMPLER is unset (the OpenTelemetry default).
 DEFAULT_SAMPLER = "parentbased_always_on"
 
@@ -163,13 +165,12 @@ def requested(config: Any = None, env: Mapping[str, str] | None = None) -> bool:
 
 
 def configure(config: Any = None, env: Mapping[str, str] | None = None) -> bool:
-    """Turn tracing on if ``requested``; returns ``enabled``. Missing packages are logged, not fatal."""
+    """Turn tracing on if ``requested``; returns ``enabled``. Raises ``TracingUnavailable`` when tracing
+    is asked for but the OpenTelemetry packages are missing: running without the traces the operator
+    asked for would go unnoticed, so the caller stops instead."""
     if enabled or not requested(config, env):
         return enabled
-    try:
-        setup(env=env)
-    except TracingUnavailable as exc:
-        log.warning("Tracing disabled: %s", exc)
+    setup(env=env)
     return enabled
 
 
