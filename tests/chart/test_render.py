@@ -27,6 +27,7 @@ from tests.chart.helm import (
     render,
     require_helm,
 )
+from tests.chart.test_examples import crd_schema
 
 KUBE_VERSIONS = ("1.34.0", "1.35.0", "1.36.0")
 FULL = CHART / "ci" / "full-values.yaml"
@@ -51,14 +52,6 @@ NATS = "resgateCluster.spec.nats.urls={nats://nats.messaging:4222}"
 @pytest.fixture(scope="module", autouse=True)
 def _helm() -> None:
     require_helm()
-
-
-def crd_schema() -> dict[str, Any]:
-    """The ResgateCluster's openAPIV3Schema, its RE2 patterns made Python ones (``^(?i)`` -> ``(?i)^``)."""
-    crd = yaml.safe_load((ROOT / "operator/config/crd/resgateclusters.pyresgate.io.yaml").read_text())
-    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    fixed: dict[str, Any] = json.loads(json.dumps(schema).replace('"^(?i)', '"(?i)^'))
-    return fixed
 
 
 def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
