@@ -348,3 +348,29 @@ def test_kubectl_apply_of_the_manifests_gives_the_same_objects(
             and (condition(p, "Ready") or {}).get("status") == "True"
         ),
     )
+
+
+def test_uninstall_hook_removes_the_finalizer_when_no_operator_does(
+    cluster: Cluster, story: dict[str, Any]
+) -> None:
+    """The hook's fallback: with no operator running, the ResgateCluster is released after the wait."""
+    cluster.kubectl("create", "namespace", "orphans")
+    orphan = {
+        "apiVersion": "pyresgate.io/v1alpha1",
+        "kind": "ResgateCluster",
+        "metadata": {"name": "orphan", "namespace": "orphans", "finalizers": ["pyresgate.io/operator"]},
+        "spec": {"nats": {"urls": ["nats://nats.messaging:4222"]}},
+    }
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(orphan))
+    script = (CHART / "files" / "delete-resgatecluster.py").read_text()
+    hook = HostProcess(
+        [sys.executable, "-c", script, "orphans", "orphan", "3"],
+        cluster.kubeconfig,
+        story["dir"] / "orphan.log",
+    )
+    try:
+        assert hook.proc.wait(60) == 0, hook.tail()
+    finally:
+        hook.stop()
+    assert "removing its finalizers" in hook.tail()
+    assert cluster.get("-n", "orphans", "resgatecluster", "orphan") is None

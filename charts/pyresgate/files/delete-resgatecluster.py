@@ -48,6 +48,11 @@ except ApiException as exc:
 if wait_gone(wait):
     print(f"ResgateCluster {namespace}/{name} is gone", flush=True)
     sys.exit(0)
-print(f"no operator released ResgateCluster {namespace}/{name} in {wait:.0f}s: removing its finalizers", flush=True)
-api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": None}})
+print(
+    f"no operator released ResgateCluster {namespace}/{name} in {wait:.0f}s: removing its finalizers",
+    flush=True,
+)
+api.patch_namespaced_custom_object(
+    GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"finalizers": None}}
+)
 sys.exit(0 if wait_gone(30) else f"ResgateCluster {namespace}/{name} is still there")
