@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,72 @@ async def test_a_killed_gateway_container_comes_back_and_serves(cluster: Cluster
         f"nats://{nats['status']['podIP']}:4222", models={"test.model": {"n": 1}}
     ) as service:
         await talk_through(pod["status"]["podIP"], service, 99)
+
+
+def operator_log(cluster: Cluster, index: int) -> str:
+    pod = {"metadata": {"namespace": NAMESPACE, "name": f"pyresgate-operator-{index}"}}
+    return container_log(cluster, pod, "operator", chars=2_000_000)
+
+
+def deployment_ready(cluster: Cluster, replicas: int) -> bool:
+    deployment = cluster.get("-n", NAMESPACE, "deployment", GATEWAYS)
+    status = deployment.get("status") or {}
+    return bool(deployment["spec"]["replicas"] == replicas and status.get("readyReplicas") == replicas)
+
+
+def test_two_operator_replicas_one_acts_and_the_standby_takes_over(cluster: Cluster) -> None:
+    """operator.replicas=2: pod 1 (priority 1) acts, pod 0 pauses; without pod 1, pod 0 acts."""
+    helm(
+        "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--set", "operator.replicas=2",
+        "--wait", "--timeout", "3m", env=cluster.env,
+    )  # fmt: skip
+    wait_for(
+        "two operator pods ready",
+        lambda: ready_pods(cluster, NAMESPACE, "app.kubernetes.io/component=operator", 2),
+        READY_TIMEOUT,
+    )
+    wait_for(
+        "pod 0 pausing for pod 1",
+        lambda: "Pausing operations in favour of" in operator_log(cluster, 0),
+        60,
+        1.0,
+    )
+    for index in (0, 1):
+        assert "same priority" not in operator_log(cluster, index).replace(
+            "Conflicting operators with the same priority are gone", ""
+        )
+    # Only pod 1 acts: over more than one resync period, only its log gains passes.
+    wait_for(
+        "pod 1 handling the ResgateCluster",
+        lambda: "Timer 'resync' succeeded" in operator_log(cluster, 1),
+        60,
+        1.0,
+    )
+    before = [operator_log(cluster, i).count("Timer 'resync' succeeded") for i in (0, 1)]
+    helm(
+        "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--set", "resgateCluster.spec.replicas=3",
+        env=cluster.env,
+    )  # fmt: skip
+    wait_for("3 gateways (pod 1 reconciled)", lambda: deployment_ready(cluster, 3), READY_TIMEOUT, 1.0)
+    time.sleep(12)
+    after = [operator_log(cluster, i).count("Timer 'resync' succeeded") for i in (0, 1)]
+    assert after[0] == before[0] and after[1] > before[1], (before, after)
+    # Pod 1 goes away (the StatefulSet removes the highest index first): pod 0 resumes and acts.
+    helm(
+        "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--set", "operator.replicas=1",
+        "--wait", "--timeout", "3m", env=cluster.env,
+    )  # fmt: skip
+    wait_for(
+        "pod 1 gone", lambda: cluster.get("-n", NAMESPACE, "pod", "pyresgate-operator-1") is None, 90, 1.0
+    )
+    wait_for(
+        "pod 0 resuming", lambda: "Resuming operations after the pause" in operator_log(cluster, 0), 90, 1.0
+    )
+    helm(
+        "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values", "--set", "resgateCluster.spec.replicas=2",
+        env=cluster.env,
+    )  # fmt: skip
+    wait_for("2 gateways (pod 0 reconciled)", lambda: deployment_ready(cluster, 2), READY_TIMEOUT, 1.0)
 
 
 def test_helm_uninstall_with_its_hook_pod_running_removes_the_release(cluster: Cluster) -> None:

@@ -313,6 +313,7 @@ def test_resgatecluster_spec_is_the_values_spec_with_tracing_to_jaeger() -> None
     cluster = one(objects, "ResgateCluster", "edge")
     values = yaml.safe_load(FULL.read_text())["resgateCluster"]["spec"]
     tracing = cluster["spec"].pop("tracing")
+    del values["replicas"]  # autoscaling owns it
     assert cluster["spec"] == values
     jaeger_service = one(objects, "Service", "rel-pyresgate-jaeger")
     assert tracing == {
@@ -325,6 +326,16 @@ def test_resgatecluster_spec_is_the_values_spec_with_tracing_to_jaeger() -> None
     (jaeger,) = pod_spec(one(objects, "Deployment", "rel-pyresgate-jaeger"))["containers"]
     assert jaeger["image"].startswith("jaegertracing/all-in-one:")
     assert jaeger["readinessProbe"]["httpGet"]["port"] == "admin"
+
+
+def test_with_autoscaling_the_chart_leaves_replicas_to_the_hpa() -> None:
+    cluster = one(render([FULL]), "ResgateCluster")
+    assert "replicas" not in cluster["spec"], "the HPA owns spec.replicas through the scale subresource"
+    cluster = one(
+        render([FULL], set_json=['resgateCluster.spec.autoscaling={"enabled":false,"maxReplicas":4}']),
+        "ResgateCluster",
+    )
+    assert cluster["spec"]["replicas"] == 3
 
 
 def test_an_explicit_otlp_endpoint_wins_over_the_charts_jaeger() -> None:

@@ -80,6 +80,11 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- if and $spec.nats (not $spec.nats.urls) }}
 {{- $_ := unset $spec.nats "urls" }}
 {{- end }}
+{{- /* with autoscaling the HPA owns spec.replicas (scale subresource): Helm must not apply it, or the next
+     upgrade conflicts with the HPA's field manager */}}
+{{- if and $spec.autoscaling (ne (toString (dig "enabled" true $spec.autoscaling)) "false") }}
+{{- $_ := unset $spec "replicas" }}
+{{- end }}
 {{- if .Values.jaeger.enabled }}
 {{- $tracing := default (dict) $spec.tracing }}
 {{- if not $tracing.otlpEndpoint }}
