@@ -363,3 +363,72 @@ def test_helm_uninstall_with_its_hook_pod_running_removes_the_release(cluster: C
         wait_for("nothing of the release left", lambda: not left_behind() or None, 90, 1.0)
     except AssertionError:
         raise AssertionError(f"left behind: {left_behind()}") from None
+
+
+def readme_install_steps() -> list[str]:
+    """The shell lines of the README's "Install with Helm" block (comments kept, port-forwards left out:
+    this cluster has no kubelet API for them; the test connects to the pods instead)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Install with Helm", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```\n", 2)[1]
+    return [line for line in block.splitlines() if "port-forward" not in line]
+
+
+async def test_the_readme_install_steps_work_as_written(cluster: Cluster) -> None:
+    """After the uninstall above: the README's commands, run by bash as a user would paste them."""
+    script = "set -euo pipefail\n" + "\n".join(readme_install_steps()) + "\n"
+    env = {
+        **os.environ,
+        **cluster.env,
+        "PATH": f"{require_helm().parent}{os.pathsep}{os.environ['PATH']}",
+        "HELM_CACHE_HOME": str(cluster.directory / "helm-cache"),
+        "HELM_CONFIG_HOME": str(cluster.directory / "helm-config"),
+        "HELM_DATA_HOME": str(cluster.directory / "helm-data"),
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["bash", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, f"README steps failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    hpa = wait_for("the HPA of step 5", lambda: cluster.get("-n", "apps", "hpa", "edge"), 60, 1.0)
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+
+    def settled() -> list[dict[str, Any]] | None:
+        """Both patches rolled out: Ready and not Progressing for the latest generation, 2 traced pods."""
+        rgc = cluster.get("-n", "apps", "rgc", "edge")
+        conditions = {c["type"]: c for c in (rgc.get("status") or {}).get("conditions", [])}
+        generation = rgc["metadata"]["generation"]
+        if not (
+            all(c.get("observedGeneration") == generation for c in conditions.values())
+            and conditions.get("Ready", {}).get("status") == "True"
+            and conditions.get("Progressing", {}).get("status") == "False"
+        ):
+            return None
+        found = ready_pods(cluster, "apps", "app.kubernetes.io/instance=edge", 2) or []
+        traced = [
+            p
+            for p in found
+            if any(e["name"].startswith("OTEL_") for e in p["spec"]["containers"][0].get("env", []))
+        ]
+        return found if found and len(traced) == len(found) else None
+
+    gateways = wait_for("the gateways rolled to tracing and settled", settled, READY_TIMEOUT, 1.0)
+    (nats,) = pods(cluster, "messaging", "app.kubernetes.io/name=nats")
+    async with AutoService(
+        f"nats://{nats['status']['podIP']}:4222", models={"test.model": {"n": 1}}
+    ) as service:
+        for pod in gateways:
+            await talk_through(pod["status"]["podIP"], service, 7)
+    (jaeger,) = pods(cluster, NAMESPACE, "app.kubernetes.io/component=jaeger")
+    wait_for(
+        "spans of apps/edge at the release's Jaeger",
+        lambda: " span edge " in container_log(cluster, jaeger, "jaeger", chars=200_000),
+        60,
+        1.0,
+    )
