@@ -190,7 +190,7 @@ def test_operator_arguments_follow_the_values() -> None:
     assert not any(a.startswith(("--peering", "--priority")) for a in container["args"])
     assert "--gateway-image=registry.example.com/pyresgate:0.1.0" in container["args"]
     (container,) = pod_spec(one(render([NAMESPACED]), "StatefulSet"))["containers"]
-    assert "--namespace=apps" in container["args"] and "--namespace=edge" in container["args"]
+    assert "--namespace=apps" in container["args"] and f"--namespace={NAMESPACE}" in container["args"]
     assert "--all-namespaces" not in container["args"]
     objects = render([FULL])
     operator = one(objects, "StatefulSet")
@@ -253,18 +253,18 @@ def test_namespaced_rbac_is_one_role_per_watched_namespace() -> None:
         for r in find(objects, "Role")
         if r["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
     ]
-    assert sorted(r["metadata"]["namespace"] for r in roles) == ["apps", "edge"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["apps", NAMESPACE]
     for role in roles:
         assert role["rules"] == source_rules()
     bindings = [b for b in find(objects, "RoleBinding") if b["roleRef"]["name"] == "rel-pyresgate-operator"]
-    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["apps", "edge"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["apps", NAMESPACE]
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["subjects"][0]["namespace"] == NAMESPACE
     peerings = find(objects, "KopfPeering")
     assert sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings) == [
         ("apps", "pyresgate-operator"),
-        ("edge", "pyresgate-operator"),
+        (NAMESPACE, "pyresgate-operator"),
     ]
 
 
@@ -434,6 +434,10 @@ BAD_VALUES = [
         "set either urls or serviceRef, not both",
     ),
     (["ingress.enabled=true"], "set resgateCluster.enabled=true"),
+    (
+        ["resgateCluster.enabled=true", NATS, "operator.watchNamespaces={apps}"],
+        "which operator.watchNamespaces [apps] does not list",
+    ),
     (
         ["operator.serviceAccount.create=false"],
         "operator.serviceAccount.name is required when operator.serviceAccount.create is false",

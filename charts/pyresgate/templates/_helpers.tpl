@@ -118,6 +118,9 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- if eq (len (default (list) $nats.urls)) 0 | and (not $nats.serviceRef) }}
 {{- fail "resgateCluster.spec.nats needs urls (e.g. [nats://nats.messaging:4222]) or serviceRef ({name: nats, namespace: messaging})" }}
 {{- end }}
+{{- if and .Values.operator.watchNamespaces (not (has .Release.Namespace .Values.operator.watchNamespaces)) }}
+{{- fail (printf "resgateCluster is installed in the release namespace %s, which operator.watchNamespaces %v does not list: add it, or the operator never sees the ResgateCluster" .Release.Namespace .Values.operator.watchNamespaces) }}
+{{- end }}
 {{- if and $nats.serviceRef (gt (len (default (list) $nats.urls)) 0) }}
 {{- fail "resgateCluster.spec.nats: set either urls or serviceRef, not both" }}
 {{- end }}
