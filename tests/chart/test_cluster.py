@@ -374,3 +374,50 @@ def test_uninstall_hook_removes_the_finalizer_when_no_operator_does(
         hook.stop()
     assert "removing its finalizers" in hook.tail()
     assert cluster.get("-n", "orphans", "resgatecluster", "orphan") is None
+
+
+def test_a_namespaced_release_works_with_roles_only(cluster: Cluster, story: dict[str, Any]) -> None:
+    """operator.watchNamespaces: Roles and a KopfPeering in the namespace, nothing cluster-wide, and the
+    operator (its token, its arguments) still reconciles the release's ResgateCluster to Ready."""
+    values = story["dir"] / "scoped.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "operator": {"watchNamespaces": ["team-a"]},
+                "resgateCluster": {
+                    "enabled": True,
+                    "name": "scoped",
+                    "spec": VALUES["resgateCluster"]["spec"],
+                },
+            }
+        )
+    )
+    helm_on(
+        cluster, "install", "scoped", str(CHART), "-n", "team-a", "--create-namespace", "-f", str(values),
+        "--wait", "--timeout", "2m",
+    )  # fmt: skip
+    assert cluster.get("clusterrole", "scoped-pyresgate-operator") is None
+    assert cluster.get("-n", "team-a", "role", "scoped-pyresgate-operator")
+    assert cluster.get("-n", "team-a", "kopfpeering", "pyresgate-operator")
+    statefulset = cluster.get("-n", "team-a", "statefulset", "scoped-pyresgate-operator")
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    assert "--namespace=team-a" in container["args"]
+    token = cluster.token_kubeconfig("team-a", "scoped-pyresgate-operator")
+    denied = cluster.kubectl("auth", "can-i", "list", "resgateclusters", "-A", kubeconfig=token, check=False)
+    assert denied.stdout.strip() == "no", "no cluster-wide rights"
+    operator = HostProcess(
+        operator_argv(container, free_port(), free_port()), token, story["dir"] / "scoped-operator.log"
+    )
+    try:
+
+        def ready() -> bool:
+            cond = condition(cluster.get("-n", "team-a", "resgatecluster", "scoped"), "Ready")
+            return bool(cond and cond["status"] == "True")
+
+        try:
+            wait_for("the namespaced ResgateCluster Ready", ready, RECONCILE_TIMEOUT, 1.0)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator log:\n{operator.tail()}") from None
+        assert "Forbidden" not in operator.tail(20_000), operator.tail()
+    finally:
+        operator.stop()
