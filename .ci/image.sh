@@ -59,8 +59,10 @@ if [ -f "$tarball" ] && [ -n "$(find "$tarball" -mtime "+$((MAX_AGE_DAYS - 1))")
 fi
 if [ ! -f "$tarball" ]; then
   start=$SECONDS
-  mmdebstrap --quiet --format=tar "${MMDEBSTRAP_ARGS[@]}" "$tarball.part"
-  mv "$tarball.part" "$tarball"
+  part="$tarball.part.$$" # a run of its own at the same time writes its own file; the last mv wins
+  trap 'rm -f "$part"' EXIT
+  mmdebstrap --quiet --format=tar "${MMDEBSTRAP_ARGS[@]}" "$part"
+  mv "$part" "$tarball"
   log "mmdebstrap: $tarball in $((SECONDS - start)) s"
 fi
 # The image carries the tarball's key and time, so it is imported again only when the tarball changed.
@@ -80,15 +82,25 @@ fi
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
+previous=$(podman_k8s image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 start_ns=$(date +%s%N)
 # The CA bundle mount lets pip inside RUN steps verify the package index; it never lands in the image.
+# --label as well as the build args: podman 4.3 (buildah) reuses a cached LABEL step whose build args
+# changed, so the labels from the Dockerfile alone would keep an earlier revision.
+labels=()
+for kv in "version=$version" "revision=$revision" "created=$created" "base.name=$BASE_IMAGE"; do
+  labels+=(--label "org.opencontainers.image.$kv")
+done
 podman_k8s build --pull=never --format docker --quiet \
   --build-arg "BASE=$BASE_IMAGE" --build-arg "VERSION=$version" \
-  --build-arg "REVISION=$revision" --build-arg "CREATED=$created" \
+  --build-arg "REVISION=$revision" --build-arg "CREATED=$created" "${labels[@]}" \
   -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
   -t "$IMAGE" . >/dev/null
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
-# Earlier builds of the tag, now untagged (only final images carry this label; build caches stay).
-podman_k8s image prune -f --filter label=org.opencontainers.image.title=pyresgate >/dev/null || true
+# The image the tag named before, if this build replaced it (not if it is still tagged or used elsewhere).
+current=$(podman_k8s image inspect --format '{{.Id}}' "$IMAGE")
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+  podman_k8s rmi "$previous" >/dev/null 2>&1 || true
+fi
 size=$(podman_k8s image inspect --format '{{.Size}}' "$IMAGE")
 log "built $IMAGE from $BASE_IMAGE in $((elapsed_ms / 1000)).$(printf %03d $((elapsed_ms % 1000))) s; size $((size / 1000000)) MB ($size bytes)"

@@ -13,7 +13,7 @@ import ssl
 from typing import Any
 
 import orjson
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from gateway import constants
 from gateway.cache.cache import Cache
@@ -23,6 +23,7 @@ from gateway.mq import natsclient
 from gateway.mq.natsclient import NatsMQ
 from gateway.telemetry.metrics import Metrics, metrics_app
 from gateway.web import admin, api, server
+from gateway.web.closer import Closer
 from gateway.web.sink import SinkFlusher
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class Gateway:
         #: Open WebSockets by cid, so shutdown can close them with 1001 (going away).
         self.sockets: dict[str, web.WebSocketResponse] = {}
         self.metrics = Metrics(self.cache)
+        #: Closes WebSockets at a bounded rate: the shutdown drain and ``POST /shed`` on the admin port.
+        self.closer = Closer(self.sockets, on_shed=self.metrics.shed_connections.inc)
         self.flusher = SinkFlusher(on_slow_consumer=self.metrics.slow_consumers.inc)
         self.mq.on_request_done = self.metrics.nats_request
         self.cache.on_dispatch = self.metrics.event
@@ -157,16 +160,7 @@ class Gateway:
         if self._site is not None:
             await self._site.stop()
         # 4. Close WebSockets with 1001 (going away) at a bounded rate; in-flight requests finish.
-        rate = self.config.ws_close_rate
-        closing = []
-        for i, ws in enumerate(list(self.sockets.values())):
-            closing.append(
-                asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY, message=b"going away"))
-            )
-            if rate and (i + 1) % max(rate // 20, 1) == 0:
-                await asyncio.sleep(max(rate // 20, 1) / rate)
-        if closing:
-            await asyncio.gather(*closing, return_exceptions=True)
+        await self.closer.drain(self.config.ws_close_rate)
         await self._wait_requests()
 
     async def _wait_requests(self) -> None:
@@ -183,6 +177,7 @@ class Gateway:
 
     async def _stop(self, drain: bool) -> None:
         self._stopping = True
+        await self.closer.cancel()
         for conn in list(self.connections.values()):
             conn.close()
         for runner in [self._runner, *self._side_runners]:

@@ -76,6 +76,7 @@ class Metrics:
         self.events_received = Value()
         self.messages_fanned_out = Value()
         self.slow_consumers = Value()
+        self.shed_connections = Value()
         # Requests by method as the callers name them; "new" is counted as "call", HEAD as GET.
         self._ws_requests = dict.fromkeys((*WS_METHODS, "new"), 0)
         self._http_requests = dict.fromkeys((*HTTP_METHODS, "HEAD"), 0)
@@ -195,6 +196,11 @@ class Metrics:
             "pyresgate_slow_consumer_disconnects",
             "Clients disconnected for not reading fast enough",
             value=self.slow_consumers.value,
+        )
+        yield CounterMetricFamily(
+            "pyresgate_shed_connections",
+            "WebSocket connections closed with 1001 by POST /shed on the admin port (rebalancing)",
+            value=self.shed_connections.value,
         )
 
     def exposition(self) -> bytes:

@@ -24,6 +24,9 @@ OPERATOR_NAME = "pyresgate-operator"
 CONFIG_HASH_ANNOTATION = "pyresgate.io/config-hash"
 #: Set on the ResgateCluster (any value, e.g. a timestamp) to force a rolling restart; copied to pods.
 RESTARTED_AT_ANNOTATION = "pyresgate.io/restartedAt"
+#: Labels of the operator's own pods (Helm chart, manifests/): the NetworkPolicy lets them reach the
+#: gateways' admin port (rebalancing reads and sheds connections there).
+OPERATOR_POD_LABELS = {"app.kubernetes.io/part-of": "pyresgate", "app.kubernetes.io/component": "operator"}
 GATEWAY_USER = 10001
 CLIENT_PORT_NAME = "http"
 ADMIN_PORT_NAME = "admin"
@@ -68,12 +71,14 @@ def selector_string(owner: Owner) -> str:
 
 
 def labels(owner: Owner, cluster: ClusterSpec) -> dict[str, str]:
-    version = cluster.image.rpartition(":")[2]
+    # A label value has at most 63 characters and starts and ends with a letter or digit; a tag runs
+    # to 128 and may start or end with _ . or -.
+    version = cluster.image.rpartition(":")[2][:63].strip("_.-")
     return {
         **selector_labels(owner),
         "app.kubernetes.io/part-of": "pyresgate",
         "app.kubernetes.io/managed-by": OPERATOR_NAME,
-        "app.kubernetes.io/version": version[:63],
+        "app.kubernetes.io/version": version,
     }
 
 
@@ -117,8 +122,8 @@ def nats_urls(cluster: ClusterSpec, service_port: int | None = None) -> list[str
     return [f"nats://{ref.name}.{ref.namespace}.svc:{port}"]
 
 
-def shutdown_seconds(cluster: ClusterSpec) -> int:
-    """Seconds a gateway needs after SIGTERM: drain period plus closing its connections at wsCloseRate.
+def closing_seconds(cluster: ClusterSpec) -> int:
+    """Seconds a gateway needs to close its connections at wsCloseRate, once its drain period is over.
 
     The connection count is the autoscaling target when there is one (a pod holds about that many),
     else ``DEFAULT_EXPECTED_CONNECTIONS``.
@@ -127,8 +132,22 @@ def shutdown_seconds(cluster: ClusterSpec) -> int:
     expected = specs.DEFAULT_EXPECTED_CONNECTIONS
     if cluster.autoscaling and cluster.autoscaling.target_connections:
         expected = cluster.autoscaling.target_connections
-    closing = math.ceil(expected / config.ws_close_rate) if config.ws_close_rate else 1
-    return math.ceil(config.drain_period / 1000) + closing
+    return math.ceil(expected / config.ws_close_rate) if config.ws_close_rate else 1
+
+
+def shutdown_seconds(cluster: ClusterSpec) -> int:
+    """Seconds a gateway needs after SIGTERM: drain period plus closing its connections at wsCloseRate."""
+    return math.ceil(cluster.gateway_config.drain_period / 1000) + closing_seconds(cluster)
+
+
+def shutdown_timeout_ms(cluster: ClusterSpec) -> int:
+    """The gateway's ``shutdownTimeout``: the user's, else closing time plus 5 s.
+
+    The gateway counts it from the end of its drain period, so drain + this bounds its exit.
+    """
+    if "shutdownTimeout" in cluster.gateway:
+        return cluster.gateway_config.shutdown_timeout
+    return (closing_seconds(cluster) + 5) * 1000
 
 
 def gateway_settings(cluster: ClusterSpec, urls: list[str]) -> dict[str, Any]:
@@ -142,9 +161,9 @@ def gateway_settings(cluster: ClusterSpec, urls: list[str]) -> dict[str, Any]:
         settings["natsCert"] = f"{specs.TLS_DIR}/tls.crt"
         settings["natsKey"] = f"{specs.TLS_DIR}/tls.key"
         settings["natsRootCAs"] = [f"{specs.TLS_DIR}/ca.crt"]
-    if "shutdownTimeout" not in settings:
-        # Bounded by the grace period below, so the gateway finishes before the kubelet's SIGKILL.
-        settings["shutdownTimeout"] = (shutdown_seconds(cluster) + 5) * 1000
+    # preStop + drain + shutdownTimeout ends inside the grace period below: the gateway finishes
+    # before the kubelet's SIGKILL.
+    settings["shutdownTimeout"] = shutdown_timeout_ms(cluster)
     settings["tracing"] = cluster.tracing is not None
     return dict(sorted(settings.items()))
 
@@ -255,8 +274,14 @@ def _container(owner: Owner, cluster: ClusterSpec, mounts: list[dict[str, Any]])
 
 
 def grace_period(cluster: ClusterSpec) -> int:
-    """terminationGracePeriodSeconds: preStop delay + drain + closing connections + a margin."""
-    return cluster.prestop_seconds + shutdown_seconds(cluster) + GRACE_MARGIN_SECONDS
+    """terminationGracePeriodSeconds: preStop delay + drain + the gateway's shutdown bound + a margin.
+
+    The shutdown bound is at least the time to close the expected connections at wsCloseRate, and a
+    user's larger ``shutdownTimeout`` is honoured too.
+    """
+    drain = math.ceil(cluster.gateway_config.drain_period / 1000)
+    bound = max(closing_seconds(cluster), math.ceil(shutdown_timeout_ms(cluster) / 1000))
+    return cluster.prestop_seconds + drain + bound + GRACE_MARGIN_SECONDS
 
 
 def deployment(owner: Owner, cluster: ClusterSpec, *, config_hash_value: str) -> dict[str, Any]:
@@ -442,7 +467,8 @@ def network_policy(owner: Owner, cluster: ClusterSpec) -> dict[str, Any] | None:
         return None
     operator_peer = {
         "namespaceSelector": {},
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": OPERATOR_NAME}},
+        # The labels the Helm chart and manifests/ give the operator's pods.
+        "podSelector": {"matchLabels": OPERATOR_POD_LABELS},
     }
     return {
         "apiVersion": "networking.k8s.io/v1",

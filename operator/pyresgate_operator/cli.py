@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
+import random
 from collections.abc import Sequence
 
 from pyresgate_operator import __version__, metrics
@@ -53,7 +53,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--standalone", action="store_true", help="no peering: for a single replica or local runs"
     )
     parser.add_argument(
-        "--priority", type=int, default=0, help="peering priority; the highest live replica acts"
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority; the highest live replica acts (default: random, so that replicas of one "
+        "Deployment differ: kopf pauses every replica when two share the highest priority)",
     )
     parser.add_argument(
         "--liveness-port",
@@ -77,18 +81,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "ghcr.io/pyresgate/pyresgate:<operator version>)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--log-format", choices=("full", "json"), default="full", help="log line format")
     parser.add_argument("--version", action="version", version=f"pyresgate-operator {__version__}")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     import kopf
+
+    # kopf's own log set-up: lines about an object carry its [namespace/name].
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(verbose=args.verbose, log_format=log_format, log_prefix=True)
+    priority = args.priority if args.priority is not None else random.SystemRandom().randint(1, 1_000_000_000)
+    logging.getLogger(__name__).info("pyresgate-operator %s, peering priority %d", __version__, priority)
 
     from pyresgate_operator import handlers  # registers the handlers
 
@@ -100,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         namespaces=args.namespace,
         standalone=args.standalone,
         peering_name=None if args.standalone else args.peering,
-        priority=args.priority,
+        priority=priority,
         liveness_endpoint=liveness,
         memo=kopf.Memo(gateway_image=args.gateway_image or handlers.DEFAULT_GATEWAY_IMAGE),
     )

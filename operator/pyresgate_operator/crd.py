@@ -188,7 +188,12 @@ def autoscaling_schema() -> dict[str, Any]:
                 "default": True,
                 "description": "False removes the HPA and keeps the current replica count.",
             },
-            "minReplicas": {"type": "integer", "minimum": 1, "default": 2, "description": "Fewest gateways."},
+            "minReplicas": {
+                "type": "integer",
+                "minimum": 1,
+                "default": spec.DEFAULT_MIN_REPLICAS,
+                "description": "Fewest gateways.",
+            },
             "maxReplicas": {
                 "type": "integer",
                 "minimum": 1,

@@ -9,6 +9,7 @@ custom resource.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -16,14 +17,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import aiohttp
 import kopf
 
-from pyresgate_operator import __version__, build, metrics, reconcile
+from pyresgate_operator import __version__, build, metrics, rebalance, reconcile
 from pyresgate_operator import spec as specs
 from pyresgate_operator.kube import ApiError, Kube, load_client
 
 #: Seconds between two level-based passes of a ResgateCluster when nothing happens.
 RESYNC_SECONDS = 10.0
+#: Seconds between two connection-rebalancing rounds of a ResgateCluster (autoscaling.rebalance).
+REBALANCE_SECONDS = 10.0
 #: Pod events closer together than this for one ResgateCluster wake one pass, not one each.
 POD_EVENT_DEBOUNCE_SECONDS = 2.0
 
@@ -126,3 +130,36 @@ def on_pod_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if time.monotonic() - _last_pass.get(cluster["metadata"]["uid"], 0.0) < POD_EVENT_DEBOUNCE_SECONDS:
         return
     run_pass(cluster, memo)
+
+
+def _rebalance_wanted(spec: kopf.Spec, **_: Any) -> bool:
+    scaling = spec.get("autoscaling") or {}
+    return bool(scaling.get("enabled", True) and (scaling.get("rebalance") or {}).get("enabled"))
+
+
+@kopf.timer(*RESOURCE, interval=REBALANCE_SECONDS, sharp=False, when=_rebalance_wanted)
+async def rebalance_connections(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """After a scale-out, ask the busiest gateways to shed connections until the spread is within
+    ``autoscaling.rebalance.tolerance`` (the shed clients reconnect through the Service)."""
+    assert _kube is not None
+    meta = body["metadata"]
+    image = getattr(memo, "gateway_image", DEFAULT_GATEWAY_IMAGE)
+    try:
+        cluster = specs.parse(body.get("spec") or {}, namespace=meta["namespace"], default_image=image)
+    except specs.InvalidSpec:
+        return  # the reconcile pass reports it
+    owner = build.Owner.from_body(body)
+    pods = await asyncio.to_thread(_kube.list_pods, owner.namespace, build.selector_string(owner))
+    async with aiohttp.ClientSession() as session:
+        result = await rebalance.round_for(cluster, pods, session)
+    if result is None:
+        return
+    if result.errors:
+        metrics.REBALANCE_ROUNDS.labels("unreachable").inc()
+        logger.warning("rebalancing skipped unreachable pods: %s", result.errors)
+    metrics.REBALANCE_ROUNDS.labels("shedding" if result.targets else "balanced").inc()
+    if result.targets:
+        assert cluster.autoscaling is not None
+        metrics.REBALANCE_SHED.inc(result.shed_requested)
+        message = rebalance.describe(result, max_shed_per_second=cluster.autoscaling.max_shed_per_second)
+        kopf.event(body, type="Normal", reason="Rebalancing", message=message)

@@ -59,7 +59,7 @@ def _crash_looping(pod: Mapping[str, Any]) -> str | None:
 
 
 def problems(pods: Sequence[Mapping[str, Any]], *, now: datetime, unready_timeout: int) -> list[PodProblem]:
-    """Unhealthy pods among ``pods`` (terminating ones ignored), oldest problem first."""
+    """Unhealthy pods among ``pods`` (terminating ones ignored), in the order the pods were listed."""
     live = [pod for pod in pods if not is_terminating(pod)]
     any_ready = any(is_ready(pod) for pod in live)
     found: list[PodProblem] = []

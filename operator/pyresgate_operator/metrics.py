@@ -28,6 +28,15 @@ APPLIES = Counter(
     "Server-side applies of owned objects, by kind",
     ["kind"],
 )
+REBALANCE_ROUNDS = Counter(
+    "pyresgate_operator_rebalance_rounds",
+    "Connection rebalancing rounds, by outcome (balanced, shedding, unreachable: a pod did not answer)",
+    ["outcome"],
+)
+REBALANCE_SHED = Counter(
+    "pyresgate_operator_rebalance_shed_requested",
+    "WebSocket connections the operator asked busy gateway pods to close (code 1001) to rebalance",
+)
 
 
 def serve(port: int) -> None:

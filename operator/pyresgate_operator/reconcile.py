@@ -62,6 +62,7 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, default_image: str, now: d
     replicas = int(body.get("spec", {}).get("replicas", specs.DEFAULT_REPLICAS))
     replacements = int(previous_status.get("podReplacements", 0))
     try:
+        specs.check_name(owner.name)
         cluster = specs.parse(body.get("spec") or {}, namespace=owner.namespace, default_image=default_image)
         replicas = cluster.replicas
         secrets, nats_port = _resolve_references(kube, owner, cluster)
@@ -170,7 +171,14 @@ def _apply(
     for obj in desired.objects:
         if obj["kind"] == "ServiceMonitor" and not monitors:
             continue
-        kube.apply(obj)
+        try:
+            kube.apply(obj)
+        except ApiError as exc:
+            if exc.status == 422:  # the spec produced an object the API server refuses: no retry helps
+                raise specs.InvalidSpec(
+                    f"{obj['kind']} {obj['metadata']['name']} refused: {exc.message}"
+                ) from None
+            raise
         metrics.APPLIES.labels(obj["kind"]).inc()
     if monitor_wanted and not monitors and before is None:
         events.append(

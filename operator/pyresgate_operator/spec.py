@@ -50,6 +50,8 @@ DEFAULT_RESOURCES: dict[str, Any] = {
     "limits": {"memory": "512Mi"},
 }
 DEFAULT_SCRAPE_INTERVAL = "30s"
+#: Fewest gateways the autoscaler keeps when autoscaling.minReplicas is not set (the CRD's default too).
+DEFAULT_MIN_REPLICAS = 2
 DEFAULT_SCALE_DOWN_STABILIZATION = 300
 DEFAULT_SCALE_DOWN_PODS_PER_MINUTE = 1
 DEFAULT_REBALANCE_TOLERANCE = 0.2
@@ -78,6 +80,10 @@ CREDS_DIR = "/etc/pyresgate/nats-creds"
 TLS_DIR = "/etc/pyresgate/nats-tls"
 
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+#: Longest ResgateCluster name: "<name>-admin" names a Service, and Service names have at most 63.
+MAX_NAME_LENGTH = 57
+#: Service names are DNS-1035 labels; a custom resource's name may hold dots or start with a digit.
+_SERVICE_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
 class InvalidSpec(Exception):
@@ -163,6 +169,15 @@ class ClusterSpec:
     @property
     def admin_port(self) -> int:
         return self.gateway_config.admin_port
+
+
+def check_name(name: str) -> None:
+    """Refuse a ResgateCluster name that cannot name its Services (the API server would refuse them)."""
+    if len(name) > MAX_NAME_LENGTH or not _SERVICE_NAME_RE.match(name):
+        raise InvalidSpec(
+            f"metadata.name {name!r} must be a DNS label (lower-case letters, digits and -, starting with "
+            f"a letter) of at most {MAX_NAME_LENGTH} characters: it names the gateways' Services"
+        )
 
 
 def parse_duration(text: str) -> int:
@@ -286,7 +301,7 @@ def _autoscaling(scaling: Any) -> AutoscalingSpec | None:
         return None
     down = _mapping(scaling, "scaleDown")
     rebalance = _mapping(scaling, "rebalance")
-    minimum = int(scaling.get("minReplicas", 1))
+    minimum = int(scaling.get("minReplicas", DEFAULT_MIN_REPLICAS))
     maximum = int(scaling.get("maxReplicas", minimum))
     if maximum < minimum:
         raise InvalidSpec("autoscaling.maxReplicas must be at least minReplicas")

@@ -61,6 +61,7 @@ def test_fresh_exposition_has_resgate_names_types_and_zero_series() -> None:
         "pyresgate_event_deliveries": "counter",
         "pyresgate_http_responses": "counter",
         "pyresgate_slow_consumer_disconnects": "counter",
+        "pyresgate_shed_connections": "counter",
         "resgate_cache_resources": "gauge",
         "resgate_cache_subscriptions": "gauge",
     }

@@ -83,6 +83,22 @@ def test_entry_points_start(containers: Containers) -> None:
     assert otel.returncode == 0, otel.stderr
 
 
+def test_defaults_out_of_the_box(containers: Containers) -> None:
+    """No settings at all, hardened, in a network namespace of its own (nothing on 127.0.0.1:4222): the
+    gateway starts its embedded nats-server (files in /tmp only), listens on the default ports, and the
+    health check finds the admin listener on the default 9090."""
+    container = containers.run("--network=none", *HARDENED)
+    deadline = time.monotonic() + 30.0
+    health = podman("healthcheck", "run", container.name, check=False)
+    while health.returncode != 0 and time.monotonic() < deadline and container.running():
+        time.sleep(0.2)
+        health = podman("healthcheck", "run", container.name, check=False)
+    assert health.returncode == 0, container.logs()
+    logs = container.logs()
+    assert "started an embedded nats-server" in logs and "Serving admin on port 9090" in logs, logs
+    assert "Listening on http://0.0.0.0:8080" in logs, logs
+
+
 # --- the hardened gateway container (default command, RESGATE_* variables) --------------------------
 
 

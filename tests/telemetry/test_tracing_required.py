@@ -44,8 +44,8 @@ CHILD_TIMEOUT = 20.0
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in clean_env(**extra).items() if not k.startswith("OTEL_") or k in extra}
-    return env
+    """The test process's environment without RESGATE_* and OTEL_* variables, plus ``extra``."""
+    return {k: v for k, v in clean_env(**extra).items() if not k.startswith("OTEL_") or k in extra}
 
 
 def _run_blocked(blocked: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -66,12 +66,14 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
-# Nothing listens on port 1: had the gateway got as far as connecting, it would report that instead.
-_NO_NATS = ("-n", "nats://127.0.0.1:1", "-i", "127.0.0.1", "-p", "0", "--adminport", "0")
+def _no_nats() -> tuple[str, ...]:
+    """Flags for a gateway that could never start: nothing listens on NATS port 1, so a gateway that got
+    past the tracing check would log its failure to connect instead of the one expected line."""
+    return ("-n", "nats://127.0.0.1:1", "-i", "127.0.0.1", "-p", str(free_port()), "--adminport", "0")
 
 
 def test_tracing_flag_without_opentelemetry_exits_1_with_one_line() -> None:
-    done = _run_blocked("opentelemetry", "--tracing", *_NO_NATS, env=_env())
+    done = _run_blocked("opentelemetry", "--tracing", *_no_nats(), env=_env())
     assert done.returncode == 1, done.stderr
     line = _one_line(done.stderr)
     assert line.startswith("pyresgate: tracing was requested but OpenTelemetry is not installed"), line
@@ -90,7 +92,7 @@ def test_otel_exporter_variable_without_the_exporter_exits_1_with_one_line(
     protocol: str, blocked: str
 ) -> None:
     env = _env(OTEL_TRACES_EXPORTER="otlp", OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
-    done = _run_blocked(blocked, *_NO_NATS, env=env)
+    done = _run_blocked(blocked, *_no_nats(), env=env)
     assert done.returncode == 1, done.stderr
     line = _one_line(done.stderr)
     assert line.startswith(f"pyresgate: tracing was requested but OTLP {protocol} exporter is not installed")
@@ -98,7 +100,7 @@ def test_otel_exporter_variable_without_the_exporter_exits_1_with_one_line(
 
 
 def test_tracing_setting_in_environment_without_sdk_exits_1() -> None:
-    done = _run_blocked("opentelemetry.sdk", *_NO_NATS, env=_env(RESGATE_TRACING="true"))
+    done = _run_blocked("opentelemetry.sdk", *_no_nats(), env=_env(RESGATE_TRACING="true"))
     assert done.returncode == 1, done.stderr
     assert "OpenTelemetry is not installed (opentelemetry.sdk" in _one_line(done.stderr)
 
