@@ -26,6 +26,7 @@ from pyresgate_operator.kube import FIELD_MANAGER, ApiError, Kube
 
 from tests.operator import samples
 from tests.operator.kmockapi import APPLY_PATCH, ApplyingEmulator, declare, kube_for, stored
+from tests.support.k8s import role_grants
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -523,14 +524,7 @@ FULL = samples.example("full")["spec"]
 
 
 def _granted() -> set[tuple[str, str, str]]:
-    role = samples.load(CLUSTER_ROLE)
-    return {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
+    return role_grants(CLUSTER_ROLE)
 
 
 def _needed(request: kmock.Request) -> set[tuple[str, str, str]]:

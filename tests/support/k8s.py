@@ -40,6 +40,18 @@ def available() -> bool:
     return CLUSTER.is_file()
 
 
+def role_grants(path: Path) -> set[tuple[str, str, str]]:
+    """Every (apiGroup, resource, verb) a Role or ClusterRole file grants."""
+    role = yaml.safe_load(path.read_text())
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
 def pod_network_possible() -> bool:
     """``--pod-network`` (pod IPs, Service endpoints, the metrics APIs for the HPA) needs root and ``ip``."""
     return os.geteuid() == 0 and shutil.which("ip") is not None

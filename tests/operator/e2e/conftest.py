@@ -175,3 +175,12 @@ def namespace(control_plane: k8s.ControlPlane, operator: OperatorProcess) -> Ite
 def settle(seconds: float = 1.0) -> None:
     """Give the operator a moment where a test asserts that something does NOT happen."""
     time.sleep(seconds)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """These tests wait on real controllers (the HPA acts at most every 5 s, scales down a pod per
+    minute): give each more than the suite's 60 s default."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.timeout(300))

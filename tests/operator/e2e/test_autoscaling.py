@@ -63,7 +63,6 @@ def test_hpa_scales_down_one_pod_per_minute(kubectl: k8s.Kubectl, namespace: str
             "edge", namespace, replicas=3, resources=RESOURCES, podTemplate=idle, autoscaling=AUTOSCALING
         )
     )
-    rgc.wait_ready(kubectl, "edge", namespace, replicas=3)
     k8s.wait_until(lambda: spec_replicas(kubectl, namespace) == 2, timeout=90, what="first scale-down step")
     stepped = time.monotonic()
     k8s.wait_until(lambda: spec_replicas(kubectl, namespace) < 2, timeout=120, what="second scale-down step")

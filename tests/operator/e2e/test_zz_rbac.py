@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import yaml
-
 from tests.operator.e2e.conftest import OPERATOR_NAMESPACE, SERVICE_ACCOUNT, OperatorProcess
 from tests.support import k8s
 
@@ -18,14 +16,7 @@ USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{SERVICE_ACCOUNT}"
 
 
 def granted() -> set[tuple[str, str, str]]:
-    role = yaml.safe_load((k8s.ROOT / "operator/config/rbac/clusterrole.yaml").read_text())
-    return {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
+    return k8s.role_grants(k8s.ROOT / "operator/config/rbac/clusterrole.yaml")
 
 
 def made(events: Iterable[dict[str, Any]]) -> tuple[set[tuple[str, str, str]], list[str]]:
