@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 
+from pyresgate_operator import health
 from pyresgate_operator.spec import ClusterSpec
 
 #: Seconds one admin request may take before the pod is reported unreachable for this round.
@@ -195,15 +196,12 @@ def pod_endpoints(pods: Sequence[Mapping[str, Any]], *, desired: int) -> dict[st
     or a scale step still moves clients by itself). The admin port is read from each pod's own
     container port named ``admin``, so a pod keeps its URL across a change of ``adminPort``.
     """
-    live = [pod for pod in pods if not pod.get("metadata", {}).get("deletionTimestamp")]
+    live = [pod for pod in pods if not health.is_terminating(pod)]
     if len(live) != len(pods) or len(live) != desired:
         return None
     endpoints: dict[str, str] = {}
     for pod in live:
-        ready = any(
-            cond.get("type") == "Ready" and cond.get("status") == "True"
-            for cond in pod.get("status", {}).get("conditions") or []
-        )
+        ready = health.is_ready(pod)
         ip = pod.get("status", {}).get("podIP")
         port = next(
             (

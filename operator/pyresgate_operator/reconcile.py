@@ -59,6 +59,7 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, default_image: str, now: d
     events: list[Event] = []
     blocked: tuple[str, str] | None = None
     desired: build.Desired | None = None
+    applied: dict[str, Any] | None = None
     replicas = int(body.get("spec", {}).get("replicas", specs.DEFAULT_REPLICAS))
     replacements = int(previous_status.get("podReplacements", 0))
     try:
@@ -68,7 +69,8 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, default_image: str, now: d
         secrets, nats_port = _resolve_references(kube, owner, cluster)
         desired = build.desired_objects(owner, cluster, secrets=secrets, nats_service_port=nats_port)
         before = kube.get("Deployment", owner.namespace, owner.name)
-        events += _apply(kube, owner, desired, before, monitor_wanted=cluster.service_monitor)
+        applied, apply_events = _apply(kube, owner, desired, before, monitor_wanted=cluster.service_monitor)
+        events += apply_events
         pods = kube.list_pods(owner.namespace, build.selector_string(owner))
         problems = health.problems(pods, now=now, unready_timeout=cluster.unhealthy_pod_timeout)
         replaced = _replace_one(kube, owner.namespace, pods, problems)
@@ -82,7 +84,8 @@ def reconcile(kube: Kube, body: Mapping[str, Any], *, default_image: str, now: d
     if blocked:
         pods = kube.list_pods(owner.namespace, build.selector_string(owner))
         problems = []
-    deployment = kube.get("Deployment", owner.namespace, owner.name)
+    # The apply answered with the Deployment as stored (status included); a blocked pass applied nothing.
+    deployment = applied if applied is not None else kube.get("Deployment", owner.namespace, owner.name)
     observed = status.Observed(
         generation=int(body["metadata"].get("generation", 0)),
         desired_replicas=replicas,
@@ -165,14 +168,17 @@ def _apply(
     before: Mapping[str, Any] | None,
     *,
     monitor_wanted: bool,
-) -> list[Event]:
+) -> tuple[dict[str, Any] | None, list[Event]]:
+    """Apply every desired object and delete the optional ones no longer wanted; the applied
+    Deployment as the API server returned it, and the Events of what changed."""
     events: list[Event] = []
+    deployment: dict[str, Any] | None = None
     monitors = kube.api_group_served("monitoring.coreos.com/v1") if monitor_wanted else False
     for obj in desired.objects:
         if obj["kind"] == "ServiceMonitor" and not monitors:
             continue
         try:
-            kube.apply(obj)
+            result = kube.apply(obj)
         except ApiError as exc:
             if exc.status == 422:  # the spec produced an object the API server refuses: no retry helps
                 raise specs.InvalidSpec(
@@ -180,6 +186,8 @@ def _apply(
                 ) from None
             raise
         metrics.APPLIES.labels(obj["kind"]).inc()
+        if obj["kind"] == "Deployment":
+            deployment = result
     if monitor_wanted and not monitors and before is None:
         events.append(
             Event(
@@ -196,7 +204,7 @@ def _apply(
             kube.delete(kind, owner.namespace, name)
             events.append(Event("Normal", "Deleted", f"deleted {kind} {name}: no longer asked for"))
     events += _deployment_events(before, desired)
-    return events
+    return deployment, events
 
 
 def _owned_by(obj: Mapping[str, Any], owner: build.Owner) -> bool:
