@@ -73,8 +73,21 @@ import asyncio
 import logging
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from gateway.telemetry import leanspan, spanexport
+from gateway.telemetry.leanspan import (
+    CLIENT,
+    CONSUMER,
+    RANDOM_TRACE_ID,
+    SAMPLED,
+    SERVER,
+    Dropped,
+    LeanSpan,
+    Remote,
+)
 
 if TYPE_CHECKING:
     from gateway.cache.cache import Cache
@@ -108,44 +121,50 @@ INSTALL_HINT = "reinstall pyresgate with its dependencies (pip install pyresgate
 DEFAULT_SAMPLER = "parentbased_always_on"
 
 _MASK64 = (1 << 64) - 1
-#: W3C trace flags: sampled, and (Trace Context level 2) a random trace id.
-_SAMPLED = 0x01
-_RANDOM_TRACE_ID = 0x02
+#: Span kinds (OTLP values), by their old names.
+_SERVER = SERVER
+_CLIENT = CLIENT
+_CONSUMER = CONSUMER
 #: ``-<flags>`` as traceparent ends, by flags value (formatting a number costs more than the rest).
 _FLAGS_SUFFIX = [f"-{flags:02x}" for flags in range(256)]
+#: A sampled-out span of this module (the name tests and older code know).
+_Dropped = Dropped
 
 # Set by setup(); None while tracing is off.
 _provider: Any = None
+#: The SDK's tracer of the provider (for embedders: its spans are exported with the gateway's).
 _tracer: Any = None
+_sampler: Any = None
 _propagator: Any = None
 _otel_context: Any = None  # the opentelemetry.context module
 _otel_trace: Any = None  # the opentelemetry.trace module
-_SERVER: Any = None
-_CLIENT: Any = None
-_CONSUMER: Any = None
-_Status: Any = None
-_ERROR: Any = None
-_ids: _IdGenerator | None = None
-_ROOT_CONTEXT: Any = None  # an empty OpenTelemetry context: the parent of root spans
-#: Trace-id bound of the root sampler when the sampler is a standard parent-based one (sampled iff
-#: ``trace_id & _MASK64 < bound``): such roots are decided here, and sampled-out ones never reach
-#: the SDK. None: every span is left to the SDK.
+_otel_baggage: Any = None  # the opentelemetry.baggage module
+_sdk_kinds: dict[int, Any] = {}
+#: Trace-id bound of the configured sampler when it is one of the SDK's own (a root, or any span of
+#: a sampler that is not parent-based, is sampled iff ``trace_id & _MASK64 < bound``); the decision
+#: is then taken here, exactly as the SDK would take it. None: the sampler is asked for every span.
 _root_bound: int | None = None
+#: With ``_root_bound``: whether the sampler is parent-based with the SDK's default delegates
+#: (a span with a parent is sampled iff its parent is).
+_follow_parent: bool = False
 #: Whether a non-recording span's children are non-recording too (true of every built-in sampler):
 #: then a sampled-out request's NATS requests get no span of their own, only its trace headers.
 _children_follow: bool = False
-#: Whether spans get their attributes when started (the sampler may look at them, or nearly every
-#: span is recorded); otherwise they are built only for spans that turn out to be recorded.
+#: Whether spans get their attributes before the sampler is asked (a sampler of unknown kind may look
+#: at them); otherwise they are built only for spans that turn out to be recorded.
 _eager_attributes: bool = True
-#: Whether the propagator is W3C Trace Context (plus baggage), so a sampled-out request's
-#: ``traceparent`` can be formatted directly when there is no baggage to pass on.
+#: Whether the propagator is W3C Trace Context (plus baggage), so ``traceparent``/``tracestate`` are
+#: formatted here unless a baggage context has to be passed on.
 _w3c: bool = False
+#: Where an ended sampled span goes (the export queues); see ``leanspan.on_end``.
+_emit: Callable[[LeanSpan], None] = leanspan.on_end
 #: The scope whose synchronous code is running (handlers, reply callbacks are never re-entered).
 _active: _Scope | None = None
 #: Scopes of the tasks requests spawned (a task's code runs when ``_active`` is None).
 _task_scopes: dict[asyncio.Task[Any], _Scope] = {}
 _current_task = asyncio.current_task
 _getrandbits = random.getrandbits
+_time_ns = time.time_ns
 
 
 class TracingUnavailable(RuntimeError):
@@ -184,62 +203,78 @@ def setup(
     """Install a tracer provider and switch tracing on (replacing a previous setup).
 
     ``exporter``: a span exporter to use instead of the ones ``OTEL_TRACES_EXPORTER`` names.
-    ``simple``: export each span as it ends (``SimpleSpanProcessor``) instead of in batches.
+    ``simple``: export each span as it ends (as the SDK's ``SimpleSpanProcessor``) instead of in batches.
     ``sampler``: a sampler to use instead of the one ``OTEL_TRACES_SAMPLER[_ARG]`` names.
     Raises ``TracingUnavailable`` when the OpenTelemetry SDK is not installed.
     """
-    global enabled, _provider, _tracer, _propagator, _otel_context, _otel_trace, _ids
-    global _SERVER, _CLIENT, _CONSUMER, _Status, _ERROR
-    global _root_bound, _children_follow, _eager_attributes, _w3c, _ROOT_CONTEXT
+    global enabled, _provider, _tracer, _sampler, _propagator, _otel_context, _otel_trace, _otel_baggage
+    global _root_bound, _follow_parent, _children_follow, _eager_attributes, _w3c, _emit
     env = os.environ if env is None else env
     try:
+        from opentelemetry import baggage as otel_baggage
         from opentelemetry import context as otel_context
         from opentelemetry import propagate
         from opentelemetry import trace as otel_trace
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     except ImportError as exc:
         raise TracingUnavailable(f"OpenTelemetry is not installed ({exc.name}); {INSTALL_HINT}") from None
 
     from gateway import __version__
+    from gateway.telemetry.otlpencode import OtlpTraceEncoder
 
     shutdown()
     exporters = [exporter] if exporter is not None else _exporters_from_env(env)
     resource = Resource.create({})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
-    ids = _new_id_generator()
-    provider = TracerProvider(
-        resource=_cached_hash_resource(resource),
-        sampler=sampler if sampler is not None else sampler_from_env(env),
-        id_generator=ids,
-    )
+    chosen = sampler if sampler is not None else sampler_from_env(env)
+    provider = TracerProvider(resource=resource, sampler=chosen)
+    scope = InstrumentationScope("pyresgate", __version__)
+    queues = []
     for exp in exporters:
-        provider.add_span_processor(
-            SimpleSpanProcessor(exp) if simple else _counting(BatchSpanProcessor)(exp)
-        )
+        encoder = OtlpTraceEncoder(resource.attributes, resource.schema_url, "pyresgate", __version__)
+        queue = spanexport.SpanQueue(exp, encoder, resource, scope, simple=simple, env=env)
+        provider.add_span_processor(queue)  # type: ignore[arg-type]  # (duck-typed)
+        queues.append(queue)
     _provider = provider
-    _ids = ids
     _tracer = provider.get_tracer("pyresgate", __version__)
+    _sampler = chosen
     _propagator = propagate.get_global_textmap()
     _otel_context = otel_context
     _otel_trace = otel_trace
-    _ROOT_CONTEXT = otel_context.Context()
-    _SERVER = otel_trace.SpanKind.SERVER
-    _CLIENT = otel_trace.SpanKind.CLIENT
-    _CONSUMER = otel_trace.SpanKind.CONSUMER
-    _Status = otel_trace.Status
-    _ERROR = otel_trace.StatusCode.ERROR
-    otel_trace.Span.register(_Dropped)  # a span to the API (its propagators check isinstance)
-    _root_bound, _children_follow, _eager_attributes = _analyse_sampler(provider.sampler)
+    _otel_baggage = otel_baggage
+    _sdk_kinds.update(
+        {
+            1: otel_trace.SpanKind.INTERNAL,
+            SERVER: otel_trace.SpanKind.SERVER,
+            CLIENT: otel_trace.SpanKind.CLIENT,
+            4: otel_trace.SpanKind.PRODUCER,
+            CONSUMER: otel_trace.SpanKind.CONSUMER,
+        }
+    )
+    _root_bound, _follow_parent, _eager_attributes = _analyse_sampler(chosen)
+    _children_follow = _root_bound is not None
     _w3c = _is_w3c(_propagator)
+    _emit = leanspan.on_end = _fan_out([q.add for q in queues])
     enabled = True
     log.info(
         "Tracing enabled (%s; sampler %s)",
         ", ".join(type(e).__module__ + "." + type(e).__name__ for e in exporters) or "no exporter",
-        provider.sampler.get_description(),
+        chosen.get_description(),
     )
+
+
+def _fan_out(adds: list[Callable[[LeanSpan], None]]) -> Callable[[LeanSpan], None]:
+    if len(adds) == 1:
+        return adds[0]
+
+    def to_all(span: LeanSpan) -> None:
+        for add in adds:
+            add(span)
+
+    return to_all
 
 
 def sampler_from_env(env: Mapping[str, str] | None = None) -> Any:
@@ -274,36 +309,6 @@ def sampler_from_env(env: Mapping[str, str] | None = None) -> Any:
     return samplers[name]
 
 
-def _analyse_sampler(sampler: Any) -> tuple[int | None, bool, bool]:
-    """(root bound, children follow their parent, eager attributes) for ``sampler``; see the module
-    variables. Only the SDK's own samplers are recognised; anything else gets the SDK's full path."""
-    from opentelemetry.sdk.trace import sampling
-
-    on, off = sampling.ALWAYS_ON, sampling.ALWAYS_OFF
-    if sampler is on:
-        return None, True, True
-    if sampler is off or type(sampler) is sampling.TraceIdRatioBased:
-        return None, True, False
-    if not isinstance(sampler, sampling.ParentBased):
-        return None, False, True
-    delegates = (
-        getattr(sampler, "_remote_parent_sampled", None),
-        getattr(sampler, "_remote_parent_not_sampled", None),
-        getattr(sampler, "_local_parent_sampled", None),
-        getattr(sampler, "_local_parent_not_sampled", None),
-    )
-    if delegates != (on, off, on, off):
-        return None, False, True
-    root = getattr(sampler, "_root", None)
-    if root is on:
-        return 1 << 64, True, True
-    if root is off:
-        return 0, True, False
-    if type(root) is sampling.TraceIdRatioBased:
-        return int(root.bound), True, False
-    return None, False, True
-
-
 def _is_w3c(propagator: Any) -> bool:
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.propagators.composite import CompositePropagator
@@ -318,47 +323,6 @@ def _is_w3c(propagator: Any) -> bool:
     return TraceContextTextMapPropagator in kinds and all(
         k in (TraceContextTextMapPropagator, W3CBaggagePropagator) for k in kinds
     )
-
-
-class _IdGenerator:
-    """Placeholder for the type checker; the real class is made by ``_new_id_generator``."""
-
-    next_trace_id: int
-
-
-def _new_id_generator() -> Any:
-    """The SDK's random id generator, except that the trace id of a root span this module already
-    sampled (``next_trace_id``) is handed to the SDK, so its sampler sees the same id."""
-    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-
-    class IdGenerator(RandomIdGenerator):
-        next_trace_id = 0
-
-        def generate_trace_id(self) -> int:
-            trace_id = self.next_trace_id
-            if trace_id:
-                self.next_trace_id = 0
-                return trace_id
-            return int(super().generate_trace_id())
-
-    return IdGenerator()
-
-
-def _cached_hash_resource(resource: Any) -> Any:
-    """``resource`` with its hash computed once: the OTLP encoder groups every exported span by
-    resource, and ``Resource.__hash__`` serialises all its attributes to JSON each time."""
-    from opentelemetry.sdk.resources import Resource
-
-    class CachedHashResource(Resource):
-        _hash: int | None = None
-
-        def __hash__(self) -> int:
-            h = self._hash
-            if h is None:
-                h = self._hash = super().__hash__()
-            return h
-
-    return CachedHashResource(resource.attributes, resource.schema_url)
 
 
 def _exporters_from_env(env: Mapping[str, str]) -> list[Any]:
@@ -404,8 +368,6 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
     kwargs: dict[str, Any] = {}
     try:
         if protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
             if env is not os.environ:
                 endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
                     "OTEL_EXPORTER_OTLP_ENDPOINT"
@@ -413,7 +375,7 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
                 if endpoint:
                     kwargs["endpoint"] = endpoint
                     kwargs["insecure"] = endpoint.startswith("http://")
-            return GrpcExporter(**kwargs)
+            return spanexport.grpc_exporter_class()(**kwargs)
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
         if env is not os.environ:
@@ -429,55 +391,57 @@ def _otlp_exporter(env: Mapping[str, str]) -> Any:
         ) from None
 
 
+def _analyse_sampler(sampler: Any) -> tuple[int | None, bool, bool]:
+    """(root bound, follow parent, eager attributes) for ``sampler``; see the module variables. Only
+    the SDK's own samplers are recognised; anything else is asked for every span."""
+    from opentelemetry.sdk.trace import sampling
+
+    on, off = sampling.ALWAYS_ON, sampling.ALWAYS_OFF
+    generic = (None, False, True)
+    if sampler is on:
+        return 1 << 64, False, False
+    if sampler is off:
+        return 0, False, False
+    if type(sampler) is sampling.TraceIdRatioBased:
+        return int(sampler.bound), False, False
+    if type(sampler) not in (sampling.ParentBased, sampling.ParentBasedTraceIdRatio):
+        return generic
+    delegates = (
+        getattr(sampler, "_remote_parent_sampled", None),
+        getattr(sampler, "_remote_parent_not_sampled", None),
+        getattr(sampler, "_local_parent_sampled", None),
+        getattr(sampler, "_local_parent_not_sampled", None),
+    )
+    if delegates != (on, off, on, off):
+        return generic
+    root = getattr(sampler, "_root", None)
+    if root is on:
+        return 1 << 64, True, False
+    if root is off:
+        return 0, True, False
+    if type(root) is sampling.TraceIdRatioBased:
+        return int(root.bound), True, False
+    return generic
+
+
 def force_flush(timeout_millis: int = 30000) -> bool:
     """Export every ended span now (blocking: call it off the event loop if the collector is on it)."""
     return bool(_provider.force_flush(timeout_millis)) if _provider is not None else True
 
 
-#: Spans the batch processors dropped because their export queue was full (exposed on /metrics as
-#: pyresgate_tracing_spans_dropped_total). Spans end on the event loop's thread; a span ended on
-#: another thread at the same moment could lose a count, which a drop counter can afford.
-_dropped = [0]
-
-
 def spans_dropped() -> int:
     """Spans dropped so far because an export queue was full (never reset)."""
-    return _dropped[0]
-
-
-def _counting(base: type) -> type:
-    """``BatchSpanProcessor`` that counts what it drops. The SDK's processor drops a span when its
-    queue (OTEL_BSP_MAX_QUEUE_SIZE) is full rather than slowing the caller; it logs that once in a
-    while, so without a count nobody sees how many traces are incomplete."""
-
-    class CountingBatchSpanProcessor(base):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            # The SDK's internals (tests/gateway/test_library_internals.py); without them, no count.
-            batch = getattr(self, "_batch_processor", None)
-            self._pyresgate_queue = getattr(batch, "_queue", None)
-            self._pyresgate_queue_max = getattr(batch, "_max_queue_size", None)
-
-        def on_end(self, span: Any) -> None:
-            if (
-                self._pyresgate_queue_max is not None
-                and self._pyresgate_queue is not None
-                and len(self._pyresgate_queue) >= self._pyresgate_queue_max
-                and span.context.trace_flags.sampled
-            ):
-                _dropped[0] += 1
-            super().on_end(span)
-
-    return CountingBatchSpanProcessor
+    return spanexport.dropped[0]
 
 
 def shutdown() -> None:
     """Flush and remove the tracer provider; tracing is off afterwards (idempotent)."""
-    global enabled, _provider, _tracer, _active
+    global enabled, _provider, _tracer, _active, _emit
     enabled = False
     provider, _provider = _provider, None
     _tracer = None
     _active = None
+    _emit = leanspan.on_end = leanspan._nowhere
     _task_scopes.clear()
     if provider is not None:
         provider.shutdown()
@@ -486,108 +450,142 @@ def shutdown() -> None:
 # --- context propagation -----------------------------------------------------------------------------
 
 
-def extract(headers: Mapping[str, str]) -> Any:
-    """The OpenTelemetry context carried by ``traceparent``/``tracestate`` (an empty context if none)."""
-    return _propagator.extract(headers, context=_otel_context.Context())
+def extract(headers: Mapping[str, str]) -> Remote | None:
+    """The parent carried by ``traceparent``/``tracestate`` (and baggage); None if there is none."""
+    return _remote(_propagator.extract(headers, context=_otel_context.Context()))
+
+
+def _remote(ctx: Any) -> Remote | None:
+    """The parent an OpenTelemetry context holds, or None for an empty one."""
+    sc = _otel_trace.get_current_span(ctx).get_span_context()
+    carry = ctx if not _w3c or _otel_baggage.get_all(ctx) else None
+    if not sc.is_valid:
+        return None if carry is None else Remote(0, 0, 0, None, ctx, carry)
+    return Remote(sc.trace_id, sc.span_id, int(sc.trace_flags), sc.trace_state, ctx, carry, sc.is_remote)
+
+
+def _headers_of(span: LeanSpan | Dropped, carry: Any) -> dict[str, str]:
+    """The trace headers naming ``span`` as the parent (``carry``: a context to pass on, see ``Remote``)."""
+    if _w3c and carry is None:
+        ids = ((span.trace_id << 64) | span.span_id).to_bytes(24, "big").hex()
+        headers = {"traceparent": "00-" + ids[:32] + "-" + ids[32:] + _FLAGS_SUFFIX[span.flags & 0xFF]}
+        if span.trace_state:
+            headers["tracestate"] = span.trace_state.to_header()
+        return headers
+    headers = {}
+    nonrecording = _otel_trace.NonRecordingSpan(span.get_span_context())
+    _propagator.inject(headers, context=_otel_trace.set_span_in_context(nonrecording, carry))
+    return headers
 
 
 def inject(span: Any, headers: dict[str, str] | None = None) -> dict[str, str]:
-    """``headers`` (copied) plus the W3C trace headers of ``span``."""
+    """``headers`` (copied) plus the W3C trace headers of ``span`` (a span of this module or the SDK's)."""
     carrier = dict(headers) if headers else {}
-    _propagator.inject(carrier, context=_otel_trace.set_span_in_context(span))
+    if isinstance(span, (LeanSpan, Dropped)):
+        carrier.update(_headers_of(span, None))
+    else:
+        _propagator.inject(carrier, context=_otel_trace.set_span_in_context(span))
     return carrier
 
 
 # --- spans and scopes -----------------------------------------------------------------------------------
 
 
-class _Dropped:
-    """A span this module sampled out without asking the SDK: only what propagation needs."""
-
-    __slots__ = ("flags", "span_id", "trace_id", "trace_state")
-
-    def __init__(self, trace_id: int, span_id: int, flags: int, trace_state: Any = None) -> None:
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.flags = flags
-        self.trace_state = trace_state
-
-    def is_recording(self) -> bool:
-        return False
-
-    def end(self, end_time: int | None = None) -> None:
-        pass
-
-    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        pass
-
-    def get_span_context(self) -> Any:
-        return _otel_trace.SpanContext(
-            self.trace_id,
-            self.span_id,
-            is_remote=False,
-            trace_flags=_otel_trace.TraceFlags(self.flags),
-            trace_state=self.trace_state,
-        )
-
-
-def _start(name: str, kind: Any, parent: Any, attributes: dict[str, Any] | None) -> Any:
-    """A span ``name`` under ``parent`` (an OpenTelemetry context, None or empty for a root).
-
-    With a standard parent-based sampler the decision is taken here (the same one the SDK would
-    take: a root by the ratio of its trace id, a remote parent's sampled flag otherwise), and a
-    sampled-out span is a ``_Dropped`` that costs one random number."""
+def _begin(name: str, kind: int, parent: Any) -> LeanSpan | Dropped:
+    """A span ``name`` under ``parent`` (a span of this module, a ``Remote`` or None), decided the way the
+    configured SDK sampler decides (``_root_bound``, ``_follow_parent``): a root or a span under a
+    sampler that ignores parents by the ratio of its trace id, a span with a parent by the parent's
+    sampled flag. A sampled-out span is a ``Dropped`` that costs one random number."""
     bound = _root_bound
-    if bound is not None:
-        parent_sc = _otel_trace.get_current_span(parent).get_span_context() if parent else None
-        if parent_sc is None or not parent_sc.is_valid:
-            bits = _getrandbits(192)
-            trace_id = (bits >> 64) or 1
-            if trace_id & _MASK64 >= bound:
-                return _Dropped(trace_id, (bits & _MASK64) or 1, _RANDOM_TRACE_ID)
-            assert _ids is not None
-            _ids.next_trace_id = trace_id  # sampled: the SDK gets this trace id and agrees
-            try:
-                return _tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
-            finally:
-                _ids.next_trace_id = 0
-        if not parent_sc.trace_flags & _SAMPLED:
-            flags = parent_sc.trace_flags & _RANDOM_TRACE_ID
-            return _Dropped(parent_sc.trace_id, _getrandbits(64) or 1, flags, parent_sc.trace_state)
-    return _tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
+    if bound is None:
+        return _begin_asking(name, kind, parent, None, None)
+    if parent is None or not parent.trace_id:
+        bits = _getrandbits(192)
+        trace_id = (bits >> 64) or 1
+        if trace_id & _MASK64 < bound:
+            flags = SAMPLED | RANDOM_TRACE_ID
+            return LeanSpan(name, kind, trace_id, (bits & _MASK64) or 1, 0, False, flags, None)
+        return Dropped(trace_id, (bits & _MASK64) or 1, RANDOM_TRACE_ID)
+    trace_id = parent.trace_id
+    flags = parent.flags & RANDOM_TRACE_ID
+    if parent.flags & SAMPLED if _follow_parent else trace_id & _MASK64 < bound:
+        flags |= SAMPLED
+        span_id = _getrandbits(64) or 1
+        return LeanSpan(
+            name, kind, trace_id, span_id, parent.span_id, parent.remote, flags, parent.trace_state
+        )
+    return Dropped(trace_id, _getrandbits(64) or 1, flags, parent.trace_state)
 
 
-def _record_failure(span: Any, exc: BaseException) -> None:
-    if span.is_recording():
+def _begin_asking(
+    name: str, kind: int, parent: Any, attributes: dict[str, Any] | None, carry: Any
+) -> LeanSpan | Dropped:
+    """A span decided by asking the configured sampler (one the module does not know), with what the
+    SDK's tracer would pass it: the parent's context, the trace id, name, kind and attributes."""
+    if parent is None or not parent.trace_id:
+        trace_id = _getrandbits(128) or 1
+        context = parent.context if parent is not None else None
+        flags, parent_id, remote = RANDOM_TRACE_ID, 0, False
+    else:
+        trace_id = parent.trace_id
+        if type(parent) is Remote:
+            context = parent.context
+        else:
+            nonrecording = _otel_trace.NonRecordingSpan(parent.get_span_context())
+            context = _otel_trace.set_span_in_context(nonrecording, carry)
+        flags, parent_id, remote = parent.flags & RANDOM_TRACE_ID, parent.span_id, parent.remote
+    result = _sampler.should_sample(context, trace_id, name, _sdk_kinds[kind], attributes, ())
+    if result.decision.is_sampled():
+        flags |= SAMPLED
+    span_id = _getrandbits(64) or 1
+    if not result.decision.is_recording():
+        return Dropped(trace_id, span_id, flags, result.trace_state)
+    span = LeanSpan(name, kind, trace_id, span_id, parent_id, remote, flags, result.trace_state)
+    if result.attributes:
+        span.attributes = dict(result.attributes)
+    return span
+
+
+def _start(name: str, kind: int, parent: Any, attributes: dict[str, Any] | None) -> LeanSpan | Dropped:
+    """A span ``name`` under ``parent`` (a span of this module, a ``Remote``, an OpenTelemetry context
+    or None) with ``attributes`` (given to the sampler when it is asked)."""
+    if parent is not None and not isinstance(parent, (LeanSpan, Dropped, Remote)):
+        parent = _remote(parent)
+    if _eager_attributes:
+        return _begin_asking(name, kind, parent, attributes, parent.carry if type(parent) is Remote else None)
+    span = _begin(name, kind, parent)
+    if attributes and type(span) is LeanSpan:
+        span.attributes = dict(attributes)
+    return span
+
+
+def _record_failure(span: LeanSpan | Dropped, exc: BaseException) -> None:
+    if type(span) is LeanSpan:
         span.record_exception(exc)
-        span.set_status(_Status(_ERROR, str(exc)))
+        span.set_error(str(exc))
 
 
 class _Scope:
     """The span of a request or event being handled; it ends once the handler has returned and
-    every NATS request and task started in the scope is done (``pending`` drops to 0)."""
+    every NATS request and task started in the scope is done (``pending`` drops to 0). ``carry``: the
+    context child requests' trace headers need (see ``Remote``)."""
 
-    __slots__ = ("_context", "_headers", "parent", "pending", "recording", "span")
+    __slots__ = ("_headers", "carry", "pending", "recording", "span")
 
-    def __init__(self, span: Any, parent: Any, recording: bool) -> None:
+    def __init__(self, span: LeanSpan | Dropped, carry: Any, recording: bool) -> None:
         self.span = span
-        self.parent = parent
-        self.recording = recording  # as started (an ended span no longer says so)
+        self.carry = carry
+        self.recording = recording
         self.pending = 1  # the handler
-        self._context: Any = None
         self._headers: dict[str, str] | None = None
-
-    def context(self) -> Any:
-        """An OpenTelemetry context with the span current: the parent of child spans."""
-        ctx = self._context
-        if ctx is None:
-            ctx = self._context = _otel_trace.set_span_in_context(self.span, self.parent)
-        return ctx
 
     def release(self) -> None:
         self.pending -= 1
-        if self.pending == 0 and self.recording:  # (ending a span that records nothing does nothing)
-            self.span.end()
+        if self.pending == 0 and self.recording:
+            span = self.span
+            span.end_ns = _time_ns()  # type: ignore[union-attr]
+            if span.flags & SAMPLED:
+                _emit(span)  # type: ignore[arg-type]
 
     def task_done(self, task: asyncio.Task[Any]) -> None:
         _task_scopes.pop(task, None)
@@ -599,17 +597,12 @@ class _Scope:
         """``headers`` (copied) plus the trace headers of the scope's own span (computed once)."""
         carrier = self._headers
         if carrier is None:
-            span = self.span
-            if _w3c and not self.parent and type(span) is _Dropped:  # no parent: no tracestate or baggage
-                ids = ((span.trace_id << 64) | span.span_id).to_bytes(24, "big").hex()
-                carrier = {
-                    "traceparent": "00-" + ids[:32] + "-" + ids[32:] + _FLAGS_SUFFIX[span.flags & 0xFF]
-                }
-            else:
-                carrier = {}
-                _propagator.inject(carrier, context=self.context())
-            self._headers = carrier
+            carrier = self._headers = _headers_of(self.span, self.carry)
         return {**headers, **carrier} if headers else dict(carrier)
+
+
+def _carry(parent: Remote | None) -> Any:
+    return parent.carry if parent is not None else None
 
 
 def _scope_here() -> _Scope | None:
@@ -674,19 +667,13 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
     """Run ``dispatch(req, parsed)`` in the scope of a SERVER span ``RES <action>``."""
     global _active
     parent = conn.trace_parent
-    bound = _root_bound
-    if bound is not None and not parent and ((bits := _getrandbits(192)) >> 64) & _MASK64 >= bound:
-        # a root the sampler drops (the most common case with head sampling): decided inline
-        span: Any = _Dropped((bits >> 64) or 1, (bits & _MASK64) or 1, _RANDOM_TRACE_ID)
-        scope = _Scope(span, None, False)
+    if _eager_attributes:
+        span = _begin_asking("RES " + parsed.action, SERVER, parent, _res_attributes(conn, req, parsed), None)
     else:
-        if _eager_attributes:
-            span = _start("RES " + parsed.action, _SERVER, parent, _res_attributes(conn, req, parsed))
-        else:
-            span = _start("RES " + parsed.action, _SERVER, parent, None)
-            if span.is_recording():
-                span.set_attributes(_res_attributes(conn, req, parsed))
-        scope = _Scope(span, parent, span.is_recording())
+        span = _begin("RES " + parsed.action, SERVER, parent)
+        if type(span) is LeanSpan:
+            span.attributes = _res_attributes(conn, req, parsed)
+    scope = _Scope(span, parent.carry if parent is not None else None, type(span) is LeanSpan)
     previous, _active = _active, scope
     try:
         dispatch(req, parsed)
@@ -713,14 +700,21 @@ def nats_request(
         scope = _scope_here()
         if scope is None:
             return _unscoped_nats_request(subject, callback, headers)
-    span: Any = None
+    span: LeanSpan | None = None
     if scope.recording or not _children_follow:
-        ctx = scope.context()
-        span = _tracer.start_span(
-            "NATS " + subject, context=ctx, kind=_CLIENT, attributes=_nats_attributes(subject)
-        )
-        carrier = dict(headers) if headers else {}
-        _propagator.inject(carrier, context=_otel_trace.set_span_in_context(span, ctx))
+        if _eager_attributes:
+            child = _begin_asking(
+                "NATS " + subject, CLIENT, scope.span, _nats_attributes(subject), scope.carry
+            )
+        else:
+            child = _begin("NATS " + subject, CLIENT, scope.span)
+            if type(child) is LeanSpan:
+                child.attributes = _nats_attributes(subject)
+        carrier = _headers_of(child, scope.carry)
+        if headers:
+            carrier = {**headers, **carrier}
+        if type(child) is LeanSpan:
+            span = child
     else:
         carrier = scope.trace_headers(headers)
     scope.pending += 1
@@ -729,7 +723,9 @@ def nats_request(
         if span is not None:
             if err is not None:
                 _nats_failure(span, err)
-            span.end()
+            span.end_ns = _time_ns()
+            if span.flags & SAMPLED:
+                _emit(span)
         _run_in(scope, callback, data, err)
 
     return done, carrier
@@ -743,10 +739,9 @@ def _nats_attributes(subject: str) -> dict[str, Any]:
     }
 
 
-def _nats_failure(span: Any, err: ResError) -> None:
-    if span.is_recording():
-        span.set_attribute("res.error.code", err.code)
-        span.set_status(_Status(_ERROR, err.message))
+def _nats_failure(span: LeanSpan, err: ResError) -> None:
+    span.set_attribute("res.error.code", err.code)
+    span.set_error(err.message)
 
 
 def _unscoped_nats_request(
@@ -755,22 +750,18 @@ def _unscoped_nats_request(
     """A NATS request made outside any request or event (a timer, a deferred load): a span of its own
     under the current OpenTelemetry context (usually a root), which is also the scope its reply
     callback runs in."""
-    parent = _otel_context.get_current()
-    if _eager_attributes:
-        span = _start("NATS " + subject, _CLIENT, parent, _nats_attributes(subject))
-    else:
-        span = _start("NATS " + subject, _CLIENT, parent, None)
-        if span.is_recording():
-            span.set_attributes(_nats_attributes(subject))
+    span = _start("NATS " + subject, CLIENT, _otel_context.get_current(), _nats_attributes(subject))
+    parent = _remote(_otel_context.get_current())
     # its scope's initial hold is never released: the span ends at the reply
-    scope = _Scope(span, parent, span.is_recording())
+    scope = _Scope(span, _carry(parent), type(span) is LeanSpan)
     carrier = scope.trace_headers(headers)
 
     def done(data: bytes | None, err: ResError | None) -> None:
         global _active
-        if err is not None:
-            _nats_failure(span, err)
-        span.end()
+        if type(span) is LeanSpan:
+            if err is not None:
+                _nats_failure(span, err)
+            span.end()
         previous, _active = _active, scope
         try:
             callback(data, err)
@@ -794,20 +785,18 @@ async def http_request(request: Any, serve: Callable[[], Awaitable[_Response]]) 
         "url.path": request.path,
         "url.scheme": request.scheme,
     }
-    span = _start("HTTP " + request.method, _SERVER, parent, attributes if _eager_attributes else None)
-    if not _eager_attributes and span.is_recording():
-        span.set_attributes(attributes)
-    scope = _Scope(span, parent, span.is_recording())
+    span = _start("HTTP " + request.method, SERVER, parent, attributes)
+    scope = _Scope(span, _carry(parent), type(span) is LeanSpan)
     task = _current_task()
     previous = _task_scopes.get(task) if task is not None else None
     if task is not None:
         _task_scopes[task] = scope
     try:
         response = await serve()
-        if span.is_recording():
+        if type(span) is LeanSpan:
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
-                span.set_status(_Status(_ERROR))
+                span.set_error()
         return response
     except BaseException as exc:
         _record_failure(span, exc)
@@ -838,14 +827,14 @@ def service_event(cache: Cache, name: str, event: str, data: bytes) -> None:
     (a root: events carry no trace context)."""
     global _active
     if _eager_attributes:
-        span = _start(
-            "event " + name + "." + event, _CONSUMER, _ROOT_CONTEXT, _event_attributes(cache, name, event)
+        span = _begin_asking(
+            "event " + name + "." + event, CONSUMER, None, _event_attributes(cache, name, event), None
         )
     else:
-        span = _start("event " + name + "." + event, _CONSUMER, _ROOT_CONTEXT, None)
-        if span.is_recording():
-            span.set_attributes(_event_attributes(cache, name, event))
-    scope = _Scope(span, None, span.is_recording())
+        span = _begin("event " + name + "." + event, CONSUMER, None)
+        if type(span) is LeanSpan:
+            span.attributes = _event_attributes(cache, name, event)
+    scope = _Scope(span, None, type(span) is LeanSpan)
     previous, _active = _active, scope
     try:
         cache.handle_event(name, event, data)

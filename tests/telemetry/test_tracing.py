@@ -614,13 +614,16 @@ def test_sampler_settings(otel_env: pytest.MonkeyPatch) -> None:
         == 1.0
     )
     assert tracing.sampler_from_env({"OTEL_TRACES_SAMPLER": "nonsense"}) is sampling.DEFAULT_ON
-    # What the hooks may skip for each sampler: (root bound, children follow, eager attributes).
-    assert tracing._analyse_sampler(sampling.ALWAYS_ON) == (None, True, True)
-    assert tracing._analyse_sampler(sampling.DEFAULT_ON) == (1 << 64, True, True)
+    # How the hooks decide for each sampler: (trace-id bound, follow the parent, eager attributes).
+    assert tracing._analyse_sampler(sampling.ALWAYS_ON) == (1 << 64, False, False)
+    assert tracing._analyse_sampler(sampling.ALWAYS_OFF) == (0, False, False)
+    assert tracing._analyse_sampler(sampling.DEFAULT_ON) == (1 << 64, True, False)
     assert tracing._analyse_sampler(sampling.DEFAULT_OFF) == (0, True, False)
     assert tracing._analyse_sampler(ratio) == (ratio._root.bound, True, False)
+    plain = sampling.TraceIdRatioBased(0.25)
+    assert tracing._analyse_sampler(plain) == (plain.bound, False, False)
     custom = sampling.ParentBased(sampling.ALWAYS_ON, local_parent_not_sampled=sampling.ALWAYS_ON)
-    assert tracing._analyse_sampler(custom) == (None, False, True)  # unknown: the SDK decides all
+    assert tracing._analyse_sampler(custom) == (None, False, True)  # unknown: the sampler is asked
 
 
 class _NullExporter:
