@@ -125,8 +125,6 @@ _MASK64 = (1 << 64) - 1
 _SERVER = SERVER
 _CLIENT = CLIENT
 _CONSUMER = CONSUMER
-#: ``-<flags>`` as traceparent ends, by flags value (formatting a number costs more than the rest).
-_FLAGS_SUFFIX = [f"-{flags:02x}" for flags in range(256)]
 #: A sampled-out span of this module (the name tests and older code know).
 _Dropped = Dropped
 
@@ -196,13 +194,15 @@ def configure(config: Any = None, env: Mapping[str, str] | None = None) -> bool:
 def setup(
     *,
     exporter: Any = None,
+    exporters: list[Any] | None = None,
     simple: bool = False,
     env: Mapping[str, str] | None = None,
     sampler: Any = None,
 ) -> None:
     """Install a tracer provider and switch tracing on (replacing a previous setup).
 
-    ``exporter``: a span exporter to use instead of the ones ``OTEL_TRACES_EXPORTER`` names.
+    ``exporter``: a span exporter to use instead of the ones ``OTEL_TRACES_EXPORTER`` names;
+    ``exporters``: several (each gets every span).
     ``simple``: export each span as it ends (as the SDK's ``SimpleSpanProcessor``) instead of in batches.
     ``sampler``: a sampler to use instead of the one ``OTEL_TRACES_SAMPLER[_ARG]`` names.
     Raises ``TracingUnavailable`` when the OpenTelemetry SDK is not installed.
@@ -225,7 +225,8 @@ def setup(
     from gateway.telemetry.otlpencode import OtlpTraceEncoder
 
     shutdown()
-    exporters = [exporter] if exporter is not None else _exporters_from_env(env)
+    if exporters is None:
+        exporters = [exporter] if exporter is not None else _exporters_from_env(env)
     resource = Resource.create({})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
@@ -467,8 +468,8 @@ def _remote(ctx: Any) -> Remote | None:
 def _headers_of(span: LeanSpan | Dropped, carry: Any) -> dict[str, str]:
     """The trace headers naming ``span`` as the parent (``carry``: a context to pass on, see ``Remote``)."""
     if _w3c and carry is None:
-        ids = ((span.trace_id << 64) | span.span_id).to_bytes(24, "big").hex()
-        headers = {"traceparent": "00-" + ids[:32] + "-" + ids[32:] + _FLAGS_SUFFIX[span.flags & 0xFF]}
+        ids = (span.trace_id, span.span_id, span.flags & 0xFF)
+        headers = {"traceparent": "00-%032x-%016x-%02x" % ids}  # noqa: UP031 (faster than format)
         if span.trace_state:
             headers["tracestate"] = span.trace_state.to_header()
         return headers
@@ -594,11 +595,12 @@ class _Scope:
         self.release()
 
     def trace_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
-        """``headers`` (copied) plus the trace headers of the scope's own span (computed once)."""
+        """``headers`` plus the trace headers of the scope's own span (computed once; the same dict
+        each time when ``headers`` is empty: NATS requests only read their headers)."""
         carrier = self._headers
         if carrier is None:
             carrier = self._headers = _headers_of(self.span, self.carry)
-        return {**headers, **carrier} if headers else dict(carrier)
+        return {**headers, **carrier} if headers else carrier
 
 
 def _carry(parent: Remote | None) -> Any:
@@ -667,6 +669,17 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
     """Run ``dispatch(req, parsed)`` in the scope of a SERVER span ``RES <action>``."""
     global _active
     parent = conn.trace_parent
+    bound = _root_bound
+    if parent is None and bound is not None and ((bits := _getrandbits(192)) >> 64) & _MASK64 >= bound:
+        # a root the sampler drops (the most common case with head sampling): decided inline, and
+        # nothing to end or record afterwards
+        scope = _Scope(Dropped((bits >> 64) or 1, (bits & _MASK64) or 1, RANDOM_TRACE_ID), None, False)
+        previous, _active = _active, scope
+        try:
+            dispatch(req, parsed)
+        finally:
+            _active = previous
+        return
     if _eager_attributes:
         span = _begin_asking("RES " + parsed.action, SERVER, parent, _res_attributes(conn, req, parsed), None)
     else:
@@ -715,8 +728,20 @@ def nats_request(
             carrier = {**headers, **carrier}
         if type(child) is LeanSpan:
             span = child
-    else:
-        carrier = scope.trace_headers(headers)
+    else:  # a sampled-out scope: its trace headers, and the reply handled in it
+        carrier = scope._headers or scope.trace_headers(None)
+        if headers:
+            carrier = {**headers, **carrier}
+
+        def in_scope(data: bytes | None, err: ResError | None) -> None:
+            global _active
+            previous, _active = _active, scope
+            try:
+                callback(data, err)
+            finally:
+                _active = previous
+
+        return in_scope, carrier
     scope.pending += 1
 
     def done(data: bytes | None, err: ResError | None) -> None:
