@@ -291,7 +291,9 @@ async def test_spans_over_otlp_http_decode_to_what_the_sdk_encodes(
         by_name.setdefault(span.name, []).append(span)
     ids = {s.span_id for s in ref_ss.spans}
     if name in ("always_on", "parentbased_always_on"):
-        assert {"RES subscribe", "RES call", "RES auth", "HTTP GET", "event test.model.change"} <= set(by_name)
+        assert {"RES subscribe", "RES call", "RES auth", "HTTP GET", "event test.model.change"} <= set(
+            by_name
+        )
         timed_out = by_name["NATS auth.test.slow.login"][0]
         assert timed_out.status.code == trace_pb2.Status.STATUS_CODE_ERROR
         assert timed_out.status.message
