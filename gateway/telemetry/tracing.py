@@ -25,15 +25,21 @@ requests left out. A sampled-out request still propagates its trace: the NATS re
 carry ``traceparent`` with the sampled flag off, so parent-based samplers in the services make the
 same decision.
 
-Every span's full cost is paid in this process: the OpenTelemetry Python SDK spends some 20-35 µs
-creating and ending a span and its OTLP exporter 30-40 µs more encoding and sending it (in the
-batch thread, still this process's CPU and GIL). Measured (B7, docs/tracing-overhead.md): with
-``always_on`` the gateway's CPU per call (B3, two spans per call) is about 5.4 times that with
-tracing off, and per delivered event message (B1, one span per event fanned out to 1,000 clients)
-10-30 % higher; with 1 % head sampling B1 is within noise and B3 +4 .. +15 %. With the SDK's
-parent-based samplers the hooks decide a sampled-out root themselves (the decision the SDK would
-take for the same trace id), so it costs no SDK span: about 22,000 interpreter instructions per
-sampled-out call request, against 66,000 for the gateway's own work on it.
+Spans: the SDK configures, the gateway records
+----------------------------------------------
+The SDK still reads the configuration (exporters, endpoint, protocol, headers, timeout, TLS, resource,
+sampler, propagators) and its exporters still send, but the gateway's own spans are not SDK spans:
+each is a ``LeanSpan`` (``gateway.telemetry.leanspan``: ids, name, kind, times, a dict of attributes,
+status), started and ended with no lock, processor or context object, and queued on end
+(``gateway.telemetry.spanexport``; a full queue drops and counts). An export thread per exporter
+encodes the batches itself (``gateway.telemetry.otlpencode``) for the OTLP exporters, or builds the
+SDK's ``ReadableSpan`` objects in bulk for any other exporter (console, an embedder's). The sampling
+decision of the SDK's own samplers (``always_on``/``off``, ``traceidratio``, the ``parentbased_*``
+ones with their default delegates) is taken here exactly as the SDK takes it (the same trace-id
+bound, the parent's sampled flag); any other sampler is asked for every span, with the parent's
+context, trace id, name, kind and attributes, as the SDK's tracer would. The provider's SDK tracer
+(``_tracer``) stays usable: spans made with it go through the same queues. Measured cost (B7) and
+what each step saved: docs/tracing-overhead.md.
 
 Hook points
 -----------
@@ -60,11 +66,13 @@ Scopes instead of the OpenTelemetry context: the span of the request (or event) 
 held in a ``_Scope``, made current by setting the module variable ``_active`` while synchronous code
 runs (the handler, a NATS reply callback) and found through ``_task_scopes`` inside tasks a request
 spawned. Child spans get their parent passed explicitly; no ``contextvars`` attach/detach, no span
-context objects for sampled-out requests. A scope's span ends when the handler has returned and
-every NATS request and task started in it is done.
+context objects (``traceparent`` is formatted here unless baggage or another propagator is
+involved). A scope's span ends when the handler has returned and every NATS request and task
+started in it is done.
 
-Tests (and embedders) install their own exporter with ``setup(exporter=..., simple=True)`` and
-undo it with ``shutdown()``; see tests/telemetry/test_tracing.py.
+Tests (and embedders) install their own exporter with ``setup(exporter=..., simple=True)`` (or several
+with ``exporters=[...]``) and undo it with ``shutdown()``; see tests/telemetry/test_tracing.py and
+tests/telemetry/test_lean_export.py.
 """
 
 from __future__ import annotations
