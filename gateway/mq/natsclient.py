@@ -567,11 +567,15 @@ def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, 
     """One PUB (or HPUB, with headers) command as the NATS protocol spells it."""
     if not headers:
         return b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply, len(payload), payload)
-    head = (
-        b"NATS/1.0\r\n"
-        + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items())
-        + b"\r\n"
-    )
+    if len(headers) == 1:  # a traceparent alone, the usual case with tracing on: half the cost
+        [(key, value)] = headers.items()
+        head = b"NATS/1.0\r\n%s: %s\r\n\r\n" % (key.encode(), value.encode())
+    else:
+        head = (
+            b"NATS/1.0\r\n"
+            + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items())
+            + b"\r\n"
+        )
     return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (
         subject.encode(),
         reply,

@@ -127,19 +127,23 @@ class SpanQueue:
     # --- the export thread ---
 
     def _run(self) -> None:
+        # Full batches as soon as there are any, the rest when the schedule delay has passed: a busy
+        # gateway sends few large requests (the HTTP client's cost per request is high).
+        full_only = False
         while not self._stopping:
             if len(self._queue) < self.batch:
-                self._wake.wait(self.delay)
+                full_only = self._wake.wait(self.delay)
                 self._wake.clear()
             try:
-                self._drain()
+                self._drain(full_only=full_only)
             except Exception:  # never let one bad batch end the thread
                 log.exception("Exporting spans failed")
 
-    def _drain(self, deadline: float | None = None) -> bool:
+    def _drain(self, deadline: float | None = None, full_only: bool = False) -> bool:
         queue = self._queue
+        least = self.batch if full_only else 1
         with self._export_lock:
-            while queue:
+            while len(queue) >= least:
                 if deadline is not None and time.monotonic() > deadline:
                     return False
                 popleft = queue.popleft

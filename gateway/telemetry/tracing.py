@@ -129,10 +129,13 @@ INSTALL_HINT = "reinstall pyresgate with its dependencies (pip install pyresgate
 DEFAULT_SAMPLER = "parentbased_always_on"
 
 _MASK64 = (1 << 64) - 1
+_MASK128 = (1 << 128) - 1
 #: Span kinds (OTLP values), by their old names.
 _SERVER = SERVER
 _CLIENT = CLIENT
 _CONSUMER = CONSUMER
+#: ``-<flags>`` as traceparent ends, by flags value.
+_FLAGS = [f"-{flags:02x}" for flags in range(256)]
 #: A sampled-out span of this module (the name tests and older code know).
 _Dropped = Dropped
 
@@ -476,8 +479,8 @@ def _remote(ctx: Any) -> Remote | None:
 def _headers_of(span: LeanSpan | Dropped, carry: Any) -> dict[str, str]:
     """The trace headers naming ``span`` as the parent (``carry``: a context to pass on, see ``Remote``)."""
     if _w3c and carry is None:
-        ids = (span.trace_id, span.span_id, span.flags & 0xFF)
-        headers = {"traceparent": "00-%032x-%016x-%02x" % ids}  # noqa: UP031 (faster than format)
+        ids = ((span.trace_id << 64) | span.span_id).to_bytes(24, "big").hex()  # (faster than "%032x")
+        headers = {"traceparent": f"00-{ids[:32]}-{ids[32:]}{_FLAGS[span.flags]}"}
         if span.trace_state:
             headers["tracestate"] = span.trace_state.to_header()
         return headers
@@ -611,6 +614,48 @@ class _Scope:
         return {**headers, **carrier} if headers else carrier
 
 
+class _Unsampled(_Scope):
+    """The scope of a root the sampler left out, and its unrecorded span, in one object made with as
+    little work as possible (the most common scope with head sampling): ``bits`` holds the span id
+    (top 64 bits) and the trace id (low 128 bits), whose low 64 bits the sampler decided on. Made
+    in ``ws_request`` without an ``__init__``."""
+
+    __slots__ = ("bits",)
+    bits: int
+    remote = False
+    recording = False  # (class attributes: never assigned on these scopes)
+    carry = None
+    flags = RANDOM_TRACE_ID
+    trace_state = None
+
+    @property
+    def span(self) -> Any:  # type: ignore[override]  # (a Dropped in all but name)
+        return self
+
+    @property
+    def trace_id(self) -> int:
+        return (self.bits & _MASK128) or 1
+
+    @property
+    def span_id(self) -> int:
+        return (self.bits >> 128) or 1
+
+    def get_span_context(self) -> Any:
+        return leanspan.span_context(self.trace_id, self.span_id, RANDOM_TRACE_ID, None)
+
+    def trace_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        carrier = self._headers
+        if carrier is None:
+            bits = self.bits
+            if _w3c and bits >> 128 and bits & _MASK128:
+                ids = bits.to_bytes(24, "big").hex()
+                carrier = {"traceparent": f"00-{ids[16:]}-{ids[:16]}-02"}
+            else:
+                carrier = _headers_of(self, None)  # type: ignore[arg-type]
+            self._headers = carrier
+        return {**headers, **carrier} if headers else carrier
+
+
 def _carry(parent: Remote | None) -> Any:
     return parent.carry if parent is not None else None
 
@@ -678,11 +723,14 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
     global _active
     parent = conn.trace_parent
     bound = _root_bound
-    if parent is None and bound is not None and ((bits := _getrandbits(192)) >> 64) & _MASK64 >= bound:
+    if parent is None and bound is not None and (bits := _getrandbits(192)) & _MASK64 >= bound:
         # a root the sampler drops (the most common case with head sampling): decided inline, and
         # nothing to end or record afterwards
-        scope = _Scope(Dropped((bits >> 64) or 1, (bits & _MASK64) or 1, RANDOM_TRACE_ID), None, False)
-        previous, _active = _active, scope
+        unsampled = _Unsampled.__new__(_Unsampled)  # (no __init__ frame: nearly every request comes here)
+        unsampled.bits = bits
+        unsampled.pending = 1
+        unsampled._headers = None
+        previous, _active = _active, unsampled
         try:
             dispatch(req, parsed)
         finally:
@@ -737,7 +785,7 @@ def nats_request(
         if type(child) is LeanSpan:
             span = child
     else:  # a sampled-out scope: its trace headers, and the reply handled in it
-        carrier = scope._headers or scope.trace_headers(None)
+        carrier = scope._headers or scope.trace_headers(None)  # (computed once per scope)
         if headers:
             carrier = {**headers, **carrier}
 
