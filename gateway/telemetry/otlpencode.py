@@ -5,8 +5,8 @@ batch of ``LeanSpan``; the bytes go to the configured OTLP exporter's transport 
 they are, gRPC after one C-level parse). The OpenTelemetry exporter would first build an SDK
 ``ReadableSpan`` per span and then a tree of protobuf message objects field by field (some 30 µs a
 span on this machine, holding the GIL); here the resource and the instrumentation scope are encoded
-once per encoder, span names (with the kind) and attribute key/value pairs once per distinct string value,
-and a span is a join of a few byte strings.
+once per encoder, span names (with the kind), attribute key/value pairs and a span's whole set of
+attributes once per distinct (string) value, and a span is a join of a few byte strings.
 
 The output is what ``opentelemetry.exporter.otlp.proto.common``'s ``encode_spans`` produces for the
 same spans (the same fields and values, decoded with opentelemetry-proto's classes; checked by
@@ -48,6 +48,9 @@ _double = struct.Struct("<d").pack
 _FLAGS_LOCAL = b"\x85\x01" + struct.pack("<I", 0x100)
 _FLAGS_REMOTE = b"\x85\x01" + struct.pack("<I", 0x300)
 _STATUS_UNSET = b"\x7a\x00"
+#: An unset status and the flags, the usual end of a span.
+_UNSET_LOCAL = _STATUS_UNSET + _FLAGS_LOCAL
+_UNSET_REMOTE = _STATUS_UNSET + _FLAGS_REMOTE
 
 
 def varint(n: int) -> bytes:
@@ -123,8 +126,11 @@ class OtlpTraceEncoder:
         scope += attributes_fields(b"\x1a", scope_attributes)
         self._scope = field(b"\x0a", scope)  # ScopeSpans.scope
         self._scope_tail = field(b"\x1a", scope_schema_url.encode()) if scope_schema_url else b""
-        self._heads: dict[tuple[str, int], bytes] = {}
-        self._attributes: dict[tuple[str, str], bytes] = {}
+        self._heads: dict[str, tuple[int, bytes]] = {}  # name: (kind, name and kind fields)
+        self._last_trace_id = 0
+        self._last_trace_field = b""
+        self._attributes: dict[tuple[str, str], bytes] = {}  # (key, value): KeyValue field
+        self._blocks: dict[tuple[tuple[str, Any], ...], bytes] = {}  # a span's attributes: their fields
 
     def encode(self, spans: Iterable[LeanSpan]) -> bytes:
         """An ExportTraceServiceRequest with ``spans``, serialised."""
@@ -135,45 +141,70 @@ class OtlpTraceEncoder:
 
     def span(self, s: LeanSpan) -> bytes:
         """One ``ScopeSpans.spans`` field."""
-        parts = [b"\x0a\x10" + s.trace_id.to_bytes(16, "big") + b"\x12\x08" + s.span_id.to_bytes(8, "big")]
+        trace_id = s.trace_id
+        if trace_id != self._last_trace_id:  # (a request's spans usually end one after the other)
+            self._last_trace_id = trace_id
+            self._last_trace_field = b"\x0a\x10" + trace_id.to_bytes(16, "big") + b"\x12\x08"
+        parts = [self._last_trace_field + s.span_id.to_bytes(8, "big")]
+        append = parts.append
         if s.trace_state:
-            parts.append(field(b"\x1a", s.trace_state.to_header().encode()))
+            append(field(b"\x1a", s.trace_state.to_header().encode()))
         if s.parent_id:
-            parts.append(b"\x22\x08" + s.parent_id.to_bytes(8, "big"))
-        key = (s.name, s.kind)
-        head = self._heads.get(key)
-        if head is None:
-            head = field(b"\x2a", s.name.encode("utf-8", "surrogatepass")) + b"\x30" + varint(s.kind)
+            append(b"\x22\x08" + s.parent_id.to_bytes(8, "big"))
+        name = s.name
+        head = self._heads.get(name)
+        if head is None or head[0] != s.kind:
+            head = (s.kind, field(b"\x2a", name.encode("utf-8", "surrogatepass")) + b"\x30" + varint(s.kind))
             if len(self._heads) >= CACHE_LIMIT:
                 self._heads.clear()
-            self._heads[key] = head
-        parts.append(head)
-        parts.append(_times(0x39, s.start_ns, 0x41, s.end_ns))
+            self._heads[name] = head
+        append(head[1])
+        append(_times(0x39, s.start_ns, 0x41, s.end_ns))
         attributes = s.attributes
         if attributes:
-            cache = self._attributes
-            for kv in attributes.items():
-                if type(kv[1]) is not str:  # (True == 1 == 1.0: only strings share a cache)
-                    parts.append(field(b"\x4a", key_value(*kv)))
-                    continue
-                encoded = cache.get(kv)
-                if encoded is None:
-                    encoded = field(b"\x4a", key_value(*kv))
-                    if len(cache) >= CACHE_LIMIT:
-                        cache.clear()
-                    cache[kv] = encoded
-                parts.append(encoded)
+            items = tuple(attributes.items())
+            block = self._blocks.get(items)
+            if block is None:
+                block = self._attributes_block(items)
+            append(block)
         if s.events:
             parts.extend(field(b"\x5a", _event(*event)) for event in s.events)
         if s.status:
             status = b"\x18" + varint(s.status)
             if s.status_message:
                 status = field(b"\x12", s.status_message.encode("utf-8", "surrogatepass")) + status
-            parts.append(field(b"\x7a", status))
+            append(field(b"\x7a", status))
+            append(_FLAGS_REMOTE if s.remote_parent else _FLAGS_LOCAL)
         else:
-            parts.append(_STATUS_UNSET)
-        parts.append(_FLAGS_REMOTE if s.remote_parent else _FLAGS_LOCAL)
-        return field(b"\x12", b"".join(parts))
+            append(_UNSET_REMOTE if s.remote_parent else _UNSET_LOCAL)
+        body = b"".join(parts)
+        n = len(body)
+        return b"\x12" + (_SMALL_VARINTS[n] if n < 0x4000 else varint(n)) + body
+
+    def _attributes_block(self, items: tuple[tuple[str, Any], ...]) -> bytes:
+        """The attribute fields of a span, kept for the next span with the same attributes when every
+        value is a string (True == 1 == 1.0: a cached block of strings can only match strings)."""
+        cache = self._attributes
+        parts = []
+        strings = True
+        for kv in items:
+            if type(kv[1]) is not str:
+                parts.append(field(b"\x4a", key_value(*kv)))
+                strings = False
+                continue
+            encoded = cache.get(kv)
+            if encoded is None:
+                encoded = field(b"\x4a", key_value(*kv))
+                if len(cache) >= CACHE_LIMIT:
+                    cache.clear()
+                cache[kv] = encoded
+            parts.append(encoded)
+        block = b"".join(parts)
+        if strings:
+            if len(self._blocks) >= CACHE_LIMIT:
+                self._blocks.clear()
+            self._blocks[items] = block
+        return block
 
 
 def _event(name: str, time_ns: int, attributes: Mapping[str, Any]) -> bytes:
