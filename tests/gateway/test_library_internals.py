@@ -7,7 +7,6 @@ falling back (aiohttp) or losing message order (nats-py).
 from __future__ import annotations
 
 import asyncio
-import collections
 
 import nats
 import pytest
@@ -56,17 +55,34 @@ def test_lean_subscription_has_every_attribute_of_nats_py_subscription() -> None
     assert not lean._pending_queue and lean._message_iterator is None and lean._wait_for_msgs_task is None
 
 
-def test_batch_span_processor_internals_used_for_the_drop_count_exist() -> None:
-    """tracing's CountingBatchSpanProcessor reads the SDK batch processor's queue and its bound."""
-    pytest.importorskip("opentelemetry.sdk.trace")
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+def test_otlp_exporter_internals_used_for_lean_span_export_exist() -> None:
+    """gateway.telemetry.spanexport sends its own OTLP bytes through the HTTP exporter's client
+    (``_client.export(bytes)``, ``_shutdown``, ``_max_request_size``) and through the gRPC exporter's
+    retry loop (``_export``, overriding ``_translate_data``/``_count_data``). Without them it falls
+    back to the SDK's encoder, correct but slower."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    processor = BatchSpanProcessor(ConsoleSpanExporter())
+    from gateway.telemetry import spanexport
+
+    http = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
     try:
-        batch = processor._batch_processor
-        assert isinstance(batch._queue, collections.deque) and isinstance(batch._max_queue_size, int)
+        assert callable(http._client.export) and http._shutdown is False
+        assert isinstance(http._max_request_size, int)
+        assert spanexport._otlp_encodable(http)
     finally:
-        processor.shutdown()
+        http.shutdown()
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
+    grpc_exporter = spanexport.grpc_exporter_class()(endpoint="http://127.0.0.1:9", insecure=True)
+    try:
+        for name in ("_export", "_translate_data", "_count_data"):
+            assert callable(getattr(grpc_exporter, name))
+        assert spanexport._otlp_encodable(grpc_exporter)
+        batch = spanexport.EncodedBatch(b"", 0)
+        assert grpc_exporter._count_data(batch) == 0
+        assert grpc_exporter._translate_data(batch).ByteSize() == 0
+    finally:
+        grpc_exporter.shutdown()
 
 
 async def test_nats_messages_are_dispatched_in_wire_order(nats_server: NatsServer) -> None:
