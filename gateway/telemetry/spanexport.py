@@ -78,6 +78,7 @@ class SpanQueue:
         self._wake = threading.Event()
         self._export_lock = threading.Lock()  # one batch at a time (the thread, force_flush, shutdown)
         self._stopping = False
+        self._warn_after = 0.0  # when a drop may be logged again
         self.simple = simple
         self._thread: threading.Thread | None = None
         if not simple:
@@ -95,6 +96,10 @@ class SpanQueue:
         queue = self._queue
         if len(queue) >= self.max_queue:
             dropped[0] += 1
+            now = time.monotonic()
+            if now >= self._warn_after:  # (the SDK's words, at most once per 20 s)
+                self._warn_after = now + 20
+                log.warning("Queue full, dropping Span (%d dropped so far)", dropped[0])
             return
         queue.append(span)
         if len(queue) == self.batch:
