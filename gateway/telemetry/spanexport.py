@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 #: Spans dropped because an export queue was full. Spans are added on the event loop's thread; one
 #: added on another thread at the same moment could lose a count, which a drop counter can afford.
 dropped = [0]
+#: How long ``SpanQueue.shutdown`` may spend exporting what is left.
+SHUTDOWN_SECONDS = 30.0
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -118,11 +120,15 @@ class SpanQueue:
             self.add(span)
 
     def shutdown(self) -> None:
+        """Stop the thread and export what is queued, giving up after ``SHUTDOWN_SECONDS`` (a hung
+        collector must not hold the process's exit for longer)."""
+        deadline = time.monotonic() + SHUTDOWN_SECONDS
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(30)
-        self._drain()
+            self._thread.join(SHUTDOWN_SECONDS)
+        if not self._drain(deadline):
+            log.warning("Tracing shut down with %d spans not exported", len(self._queue))
         self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -147,13 +153,18 @@ class SpanQueue:
     def _drain(self, deadline: float | None = None, full_only: bool = False) -> bool:
         queue = self._queue
         least = self.batch if full_only else 1
-        with self._export_lock:
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._export_lock.acquire(timeout=wait):
+            return False  # the thread is still stuck in an export
+        try:
             while len(queue) >= least:
                 if deadline is not None and time.monotonic() > deadline:
                     return False
                 popleft = queue.popleft
                 n = min(len(queue), self.batch)
                 self._send([popleft() for _ in range(n)])
+        finally:
+            self._export_lock.release()
         return True
 
 

@@ -92,3 +92,20 @@ def test_spans_not_sampled_are_not_counted_as_dropped(stuck: _StuckExporter) -> 
     for i in range(SPANS):
         tracing._tracer.start_span(f"span {i}").end()
     assert tracing.spans_dropped() == before
+
+
+def test_shutdown_gives_up_on_a_hung_collector(
+    stuck: _StuckExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shutting down (the gateway's exit) waits for a hung export only ``SHUTDOWN_SECONDS``."""
+    from gateway.telemetry import spanexport
+
+    monkeypatch.setattr(spanexport, "SHUTDOWN_SECONDS", 0.5)
+    tracing.setup(exporter=stuck, sampler=ALWAYS_ON)
+    for i in range(SPANS):
+        done, _ = tracing.nats_request(f"get.test.{i}", lambda data, err: None, None)  # lean spans
+        done(b"{}", None)
+    started = time.monotonic()
+    tracing.shutdown()
+    assert time.monotonic() - started < 3.0  # the stuck export holds 10 s
+    assert not tracing.enabled
