@@ -49,6 +49,8 @@ from typing import Any, Self
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: NATS message buffer given to resgate (its ``bufferSize``; see ``Stack._start_gateway``).
+RESGATE_BUFFER_SIZE = 65536
 
 # resgate 1.8.0 figures from the performance issue, shown next to ours.
 REFERENCE = {
@@ -201,6 +203,12 @@ class Stack:
         cmd += ["-p", str(port)]
         if Path(self.args.gateway).name != "resgate":
             cmd += ["--adminport", "0"]
+        else:
+            # resgate drops its NATS connection as a slow consumer when more than its bufferSize
+            # (default 8,192) NATS messages wait for it, which B5C's burst of 20,000 replies does.
+            config = self.logdir / "resgate.json"
+            config.write_text(json.dumps({"bufferSize": RESGATE_BUFFER_SIZE}))
+            cmd += ["--config", str(config)]
         cmd += self.args.gateway_arg
         env = dict(os.environ)
         if self.env:
