@@ -346,7 +346,7 @@ class FrontProtocol(asyncio.Protocol):
         elif take is Take.REFUSE:
             self._refuse(reader.refusal)
         elif take is Take.WEBSOCKET:
-            self._hand_over()  # the WebSocket upgrade hand-over point
+            self._hand_over_websocket()
         else:
             self._hand_over()
 
@@ -398,6 +398,11 @@ class FrontProtocol(asyncio.Protocol):
         self._closing = True
         transport.write(response)
         transport.close()
+
+    def _hand_over_websocket(self) -> None:
+        """A WebSocket upgrade on wsPath, with the exact bytes of its request in the buffer: the
+        one place to give it to another WebSocket front end. Today aiohttp takes it."""
+        self._hand_over()
 
     def _hand_over(self) -> None:
         """Give the connection, with the bytes not yet answered, to aiohttp's protocol."""

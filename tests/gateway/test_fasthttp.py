@@ -299,10 +299,32 @@ async def test_big_head_goes_to_aiohttp(gateway: GatewayHandle, service: FakeSer
     assert (await resp_task).status == 200
 
 
-async def test_malformed_request_gets_aiohttps_400(gateway: GatewayHandle) -> None:
-    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nBad Header: x\r\n\r\n")
-    status, _, _ = await _read_response(reader)
-    assert status == 400
+async def test_malformed_request_gets_gos_400(gateway: GatewayHandle) -> None:
+    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n")
+    assert await asyncio.wait_for(reader.read(), 5) == fasthttp.BAD_REQUEST  # then closed
+    writer.close()
+
+
+async def test_http11_without_host_gets_gos_400(gateway: GatewayHandle, service: FakeService) -> None:
+    """As Go's net/http (resgate): status line with the reason, text body, no length, closed; the
+    pipelined request behind it is not served."""
+    reader, writer = await _raw(
+        gateway, b"GET /api/test/model HTTP/1.1\r\n\r\nGET /api/test/model HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    assert await asyncio.wait_for(reader.read(), 5) == (
+        b"HTTP/1.1 400 Bad Request: missing required Host header\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+        b"400 Bad Request: missing required Host header"
+    )
+    writer.close()
+    await asyncio.sleep(0.05)
+    assert not service.pending()
+
+
+async def test_bare_lf_head_is_refused_without_waiting(gateway: GatewayHandle) -> None:
+    """A head with bare LF line ends has no CRLF CRLF to wait for: it is refused at once."""
+    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\nHost: x\n\n")
+    assert await asyncio.wait_for(reader.read(), 5) == fasthttp.BAD_REQUEST
     writer.close()
 
 
