@@ -12,7 +12,8 @@ what happens to the request (``Take``):
   and its response is written straight to the socket;
 - ``REFUSE``: a head llhttp refuses, or an HTTP/1.1 request without ``Host`` or with two, gets the
   400 response Go's net/http (resgate) sends, byte for byte, and the connection is closed;
-- ``WEBSOCKET``: a WebSocket upgrade on ``wsPath``, and ``AIOHTTP``: anything else (POST and other
+- ``WEBSOCKET``: a well-formed HTTP/1.1 GET upgrade on ``wsPath`` (``FrontProtocol._hand_over_websocket``),
+  and ``AIOHTTP``: anything else (POST and other
   methods, other paths, HTTP/1.0, bodies, odd headers, heads longer than ``MAX_HEAD``): the
   connection is handed to aiohttp for good. aiohttp's protocol gets the transport and the bytes
   of that request and of everything after it, so it sees exactly what the client sent.
@@ -56,10 +57,8 @@ MAX_BUFFER = 256 * 1024
 
 _TARGET = re.compile(rb"[!-~]+")  # visible ASCII only
 _HOST = re.compile(rb"[-A-Za-z0-9.:\[\]_~!$&'()*+,;=]*")  # what a Host needs; the rest goes to aiohttp
-#: Headers that make a request something only aiohttp handles (bodies, upgrades, 100-continue).
-_HAND_OVER_HEADERS = frozenset(
-    (b"content-length", b"transfer-encoding", b"upgrade", b"expect", b"te", b"trailer")
-)
+#: Headers that make a request something only aiohttp handles (bodies, 100-continue).
+_HAND_OVER_HEADERS = frozenset((b"content-length", b"transfer-encoding", b"expect", b"te", b"trailer"))
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -67,7 +66,8 @@ def _go_bad_request(why: str = "") -> bytes:
     """The response of Go's net/http (so resgate's) to a request it cannot read, byte for byte:
     no Content-Length, ``Connection: close``, the reason in the status line and the body."""
     text = f"400 Bad Request: {why}" if why else "400 Bad Request"
-    return f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n{text}".encode()
+    head = f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+    return (head + text).encode()
 
 
 #: Go's answers: a head it cannot parse or with two Host headers, and an HTTP/1.1 one without Host.
@@ -152,8 +152,8 @@ class HeadReader:
         self.headers: CIMultiDict[str] = CIMultiDict()
         self.keep_alive = True
         self._hosts = 0
-        self._odd = False  # a header the fast path leaves to aiohttp
-        self._upgrade = False
+        self._odd = False  # something the fast path (and a WebSocket upgrade) leaves to aiohttp
+        self._upgrade = False  # an Upgrade header or a Connection: upgrade
         self._complete = False
 
     # -- httptools callbacks -----------------------------------------------------------------------
@@ -170,9 +170,8 @@ class HeadReader:
                 self._odd = True
         elif lower in _HAND_OVER_HEADERS:
             self._odd = True
-            self._upgrade = self._upgrade or lower == b"upgrade"
-        elif lower == b"connection" and b"upgrade" in value.lower():
-            self._odd = True
+        elif lower == b"upgrade" or (lower == b"connection" and b"upgrade" in value.lower()):
+            self._upgrade = True
         if not value.isascii():
             self._odd = True  # aiohttp decodes obs-text as UTF-8; leave it to aiohttp
         else:
@@ -205,12 +204,13 @@ class HeadReader:
             self.refusal = MISSING_HOST if self._hosts == 0 else BAD_REQUEST  # as Go (resgate)
             return Take.REFUSE
         path = self.target.partition(b"?")[0]
-        if self._upgrade and path == self._ws_path:
-            return Take.WEBSOCKET
+        if self._odd or not self._complete:  # a body follows (or llhttp read the head differently)
+            return Take.AIOHTTP
+        if self._upgrade:
+            # A well-formed GET upgrade on wsPath (aiohttp checks the WebSocket headers themselves).
+            return Take.WEBSOCKET if path == self._ws_path and self.method == "GET" else Take.AIOHTTP
         if (
-            self._odd
-            or not self._complete  # a body follows (or llhttp read the head differently)
-            or self.method not in ("GET", "HEAD")
+            self.method not in ("GET", "HEAD")
             or not self.target.startswith(self._api_path)
             or _TARGET.fullmatch(self.target) is None
             or b"%" in path  # the router compares the decoded path with wsPath; leave it to aiohttp

@@ -126,6 +126,15 @@ def test_the_websocket_path_is_left_to_aiohttp() -> None:
     upgrade = ("GET /api/ws?x HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade")
     assert _read(*upgrade, ws=b"/api/ws")[0] is fasthttp.Take.WEBSOCKET
     assert _read(*upgrade, ws=b"/other")[0] is fasthttp.Take.AIOHTTP
+    # Only a plain GET upgrade is a WebSocket hand-over; anything odd about it is aiohttp's to judge.
+    odd = [
+        ("POST /api/ws HTTP/1.1", *upgrade[1:]),
+        ("GET /api/ws HTTP/1.0", *upgrade[1:]),
+        (*upgrade, "Content-Length: 3"),
+        (*upgrade, "X: caf\u00e9"),
+        ("GET /api/w%73 HTTP/1.1", *upgrade[1:]),
+    ]
+    assert [_read(*head, ws=b"/api/ws")[0] for head in odd] == [fasthttp.Take.AIOHTTP] * len(odd)
 
 
 # -- encode_response ---------------------------------------------------------------------------------
