@@ -430,10 +430,12 @@ async def test_fuzzed_http_requests_never_break_the_gateway(
 
 
 async def test_long_pipeline_pauses_reading_and_loses_nothing(
-    gateway: GatewayHandle, service: FakeService, monkeypatch: pytest.MonkeyPatch
+    gateway_factory: Any, service: FakeService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """More pipelined requests than the input buffer holds: reading pauses and resumes, and every
-    request is answered, in order."""
+    request is answered, in order. (The service answers 238 requests one by one: a generous request
+    timeout keeps a loaded machine from turning one into system.timeout.)"""
+    gateway = await gateway_factory(request_timeout=5000)
     monkeypatch.setattr(fasthttp, "MAX_BUFFER", 1024)
     n = 120
     requests = [b"GET /api/test/pipe%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(n)]
