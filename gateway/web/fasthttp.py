@@ -30,7 +30,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.protocol import errors
-from gateway.web import api
+from gateway.web import api, wsserver
 from gateway.web.api import JSON_CONTENT_TYPE, ApiResponse
 
 if TYPE_CHECKING:
@@ -227,9 +227,13 @@ class FrontProtocol(asyncio.Protocol):
             else:
                 self._resume_reading()
             return
-        parsed = parse_head(bytes(self._buffer[:end]), self._server.api_path, self._server.ws_path)
+        head = bytes(self._buffer[:end])
+        parsed = parse_head(head, self._server.api_path, self._server.ws_path)
         if parsed is None:
-            self._hand_over()
+            websocket = wsserver.upgrade(self._server.gateway, head, transport)
+            if websocket is not None:
+                del self._buffer[: end + 4]
+            self._hand_over(websocket)
             return
         del self._buffer[: end + 4]
         method, raw_path, headers, keep_alive = parsed
@@ -258,13 +262,15 @@ class FrontProtocol(asyncio.Protocol):
         else:
             self._resume_reading()
 
-    def _hand_over(self) -> None:
-        """Give the connection, with the bytes not yet answered, to aiohttp's protocol."""
+    def _hand_over(self, handler: asyncio.Protocol | None = None) -> None:
+        """Give the connection, with the bytes not yet answered, to aiohttp's protocol (or to
+        ``handler``, a WebSocket upgraded by ``gateway.web.wsserver``)."""
         transport = self._transport
         assert transport is not None
         self._server.front.discard(self)
         self._transport = None
-        handler = web.Server.__call__(self._server)
+        if handler is None:
+            handler = web.Server.__call__(self._server)
         transport.set_protocol(handler)
         handler.connection_made(transport)
         if self._reading_paused:
@@ -315,6 +321,7 @@ class FrontServer(web.Server):
             proto.close()
 
     async def shutdown(self, timeout: float | None = None) -> None:
+        wsserver.shutdown(self.gateway)
         busy = [task for proto in self.front if (task := proto.busy) is not None]
         if busy:
             with contextlib.suppress(Exception):

@@ -1,0 +1,101 @@
+"""The WebSocket opening handshake of the common case, read from the raw request head.
+
+Used by ``gateway.web.wsserver`` when ``gateway.web.fasthttp.FrontProtocol`` hands over a request
+it does not answer itself. ``parse_upgrade`` accepts only a plain, well-formed upgrade: ``GET`` of
+exactly ``wsPath`` over HTTP/1.1, ``Upgrade: websocket``, ``Connection`` with the ``upgrade`` token,
+``Sec-WebSocket-Version: 13`` and a key of 16 base64-encoded bytes, visible-ASCII headers, no body,
+no subprotocol, and no permessage-deflate offer while compression is on (the gateway would accept
+it). Anything else returns None and stays with aiohttp, which answers it as before (wrong version,
+bad key and the like get the same 400s; compression is negotiated there).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from dataclasses import dataclass
+
+from multidict import CIMultiDict
+
+#: RFC 6455 section 1.3: appended to the client's key before hashing.
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"[!-~]+")  # visible ASCII only
+_VALUE = re.compile(rb"[\t -~]*")  # visible ASCII, space and tab only
+#: Headers that make a GET something for aiohttp (a body, 100-continue, a subprotocol to negotiate).
+_HAND_OVER = frozenset(
+    (b"content-length", b"transfer-encoding", b"expect", b"te", b"trailer", b"sec-websocket-protocol")
+)
+#: Headers the upgrade depends on: more than one of them is left to aiohttp.
+_SINGLE = frozenset(
+    (b"host", b"upgrade", b"connection", b"sec-websocket-key", b"sec-websocket-version", b"origin")
+)
+
+
+@dataclass(slots=True)
+class Upgrade:
+    """An upgrade request the gateway serves itself."""
+
+    raw_path: str
+    headers: CIMultiDict[str]
+    accept: str  # the Sec-WebSocket-Accept value
+
+    def response(self) -> bytes:
+        """The 101 response, as Go's gorilla/websocket (resgate) writes it."""
+        return (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: %s\r\n\r\n" % self.accept.encode("ascii")
+        )
+
+
+def accept_key(key: str) -> str:
+    """Sec-WebSocket-Accept for a client's Sec-WebSocket-Key."""
+    return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
+
+
+def _valid_key(key: bytes) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except binascii.Error:
+        return False
+
+
+def parse_upgrade(head: bytes, ws_path: bytes, compression: bool) -> Upgrade | None:
+    """The upgrade in a request head (without its blank line), or None to leave it to aiohttp."""
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[0] != b"GET" or parts[2] != b"HTTP/1.1":
+        return None
+    target = parts[1]
+    if target.partition(b"?")[0] != ws_path or _TARGET.fullmatch(target) is None:
+        return None
+    headers: CIMultiDict[str] = CIMultiDict()
+    seen: set[bytes] = set()
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or _TOKEN.fullmatch(name) is None:
+            return None
+        value = value.strip(b" \t")
+        lower = name.lower()
+        if _VALUE.fullmatch(value) is None or lower in _HAND_OVER:
+            return None
+        if lower in _SINGLE:
+            if lower in seen:
+                return None
+            seen.add(lower)
+        if compression and lower == b"sec-websocket-extensions" and b"permessage-deflate" in value.lower():
+            return None
+        headers.add(name.decode("ascii"), value.decode("ascii"))
+    if not _upgrade_headers(headers):
+        return None
+    key = headers["Sec-WebSocket-Key"]
+    return Upgrade(target.decode("ascii"), headers, accept_key(key))
+
+
+def _upgrade_headers(headers: CIMultiDict[str]) -> bool:
+    if headers.get("Upgrade", "").lower() != "websocket" or headers.get("Sec-WebSocket-Version") != "13":
+        return False
+    options = [option.strip().lower() for option in headers.get("Connection", "").split(",")]
+    return "upgrade" in options and _valid_key(headers.get("Sec-WebSocket-Key", "").encode("ascii"))
