@@ -118,14 +118,14 @@ class FrameReader:
             b1 = data[pos + 1]
             length = b1 & 0x7F
             head = pos + 6
-            if length == 126:
+            if length == 126:  # the header is checked as soon as the length is there, mask or not
                 head = pos + 8
-                if n < head:
+                if n < pos + 4:
                     break
                 length = int.from_bytes(data[pos + 2 : pos + 4], "big")
             elif length == 127:
                 head = pos + 14
-                if n < head:
+                if n < pos + 10:
                     break
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
             problem = self._check(b0, b1, length)
@@ -133,7 +133,7 @@ class FrameReader:
                 self._fail(*problem)
                 return
             end = head + length
-            if end > n:
+            if end > n:  # also when the mask is not complete yet
                 need = end - pos
                 break
             payload = unmask(data[head:end], data[head - 4 : head])
