@@ -41,13 +41,26 @@ class FrameSink(Protocol):
         """A protocol violation: the connection is to be closed with ``code``."""
 
 
-def unmask(payload: bytes, mask: bytes) -> bytes:
+def _unmask_int(payload: bytes, mask: bytes) -> bytes:
     """The payload XOR the repeated 4-byte mask, as one big-integer XOR (no loop in Python)."""
     n = len(payload)
     if not n:
         return b""
     key = (mask * ((n >> 2) + 1))[:n]
     return (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
+try:  # aiohttp's C masking: 2x faster on a request, 1000x on a large message
+    from aiohttp._websocket.helpers import websocket_mask as _mask_in_place
+
+    def unmask(payload: bytes, mask: bytes) -> bytes:
+        """The payload XOR the repeated 4-byte mask."""
+        data = bytearray(payload)
+        _mask_in_place(mask, data)
+        return bytes(data)
+
+except ImportError:  # pragma: no cover - another aiohttp layout
+    unmask = _unmask_int
 
 
 def valid_close_code(code: int) -> bool:
@@ -113,11 +126,27 @@ class FrameReader:
         n = len(data)
         pos = 0
         need = 0
+        limit = self._max_size
         while n - pos >= 2:  # every pass consumes a whole frame or stops
             b0 = data[pos]
             b1 = data[pos + 1]
             length = b1 & 0x7F
             head = pos + 6
+            if (b0 == 0x81 or b0 == 0x82) and 0x80 <= b1 < 0xFE and not self._opcode and length <= limit:
+                # The usual frame: a whole masked text or binary message under 126 bytes.
+                end = head + length
+                if end > n:
+                    need = end - pos
+                    break
+                payload = unmask(data[head:end], data[head - 4 : head])
+                pos = end
+                if b0 == 0x81 and not _utf8(payload):
+                    self._fail(INVALID_PAYLOAD, "invalid UTF-8 in a text message")
+                    return
+                self._sink.on_message(payload)
+                if self._done:
+                    return
+                continue
             if length == 126:  # the header is checked as soon as the length is there, mask or not
                 head = pos + 8
                 if n < pos + 4:
