@@ -11,6 +11,7 @@ bad key and the like get the same 400s; compression is negotiated there).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -36,11 +37,17 @@ _SINGLE = frozenset(
 
 @dataclass(slots=True)
 class Upgrade:
-    """An upgrade request the gateway serves itself."""
+    """An upgrade request the gateway serves itself; also what the connection keeps of it for auth
+    requests (``gateway.web.ws.RequestLike``)."""
 
     raw_path: str
     headers: CIMultiDict[str]
     accept: str  # the Sec-WebSocket-Accept value
+    transport: asyncio.Transport | None = None  # set by the server when it takes the connection
+
+    @property
+    def host(self) -> str:
+        return self.headers.get("Host", "")
 
     def response(self) -> bytes:
         """The 101 response, as Go's gorilla/websocket (resgate) writes it."""

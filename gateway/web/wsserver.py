@@ -19,8 +19,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from multidict import CIMultiDict
-
 from gateway import constants
 from gateway.web import ws, wshandshake
 from gateway.web.sink import TransportSink
@@ -36,21 +34,6 @@ log = logging.getLogger(__name__)
 GOING_AWAY = 1001
 
 
-class UpgradeRequest:
-    """The parts of the upgrade request a connection keeps for auth requests (``ws.RequestLike``)."""
-
-    __slots__ = ("headers", "raw_path", "transport")
-
-    def __init__(self, raw_path: str, headers: CIMultiDict[str], transport: asyncio.Transport) -> None:
-        self.raw_path = raw_path
-        self.headers = headers
-        self.transport: asyncio.Transport | None = transport
-
-    @property
-    def host(self) -> str:
-        return self.headers.get("Host", "")
-
-
 def upgrade(gateway: Gateway, head: bytes, transport: asyncio.Transport) -> WebSocketProtocol | None:
     """Answer the upgrade in ``head`` (a request head without its blank line) and return the protocol
     to give the transport to, or None when aiohttp is to handle the request."""
@@ -61,7 +44,8 @@ def upgrade(gateway: Gateway, head: bytes, transport: asyncio.Transport) -> WebS
     if found is None or not ws.origin_allowed(found.headers.get("Origin"), config.allowed_origins):
         return None  # aiohttp answers a refused origin with the same 403 as ever
     transport.write(found.response())
-    return WebSocketProtocol(gateway, transport, UpgradeRequest(found.raw_path, found.headers, transport))
+    found.transport = transport
+    return WebSocketProtocol(gateway, transport, found)
 
 
 def shutdown(gateway: Gateway) -> None:
@@ -75,7 +59,7 @@ def shutdown(gateway: Gateway) -> None:
 class WebSocketProtocol(asyncio.Protocol):
     """One upgraded client connection (see the module docstring)."""
 
-    def __init__(self, gateway: Gateway, transport: asyncio.Transport, request: UpgradeRequest) -> None:
+    def __init__(self, gateway: Gateway, transport: asyncio.Transport, request: wshandshake.Upgrade) -> None:
         self._gateway = gateway
         self._transport = transport
         config = gateway.config

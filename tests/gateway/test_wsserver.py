@@ -23,6 +23,7 @@ from gateway.web.ws import origin_allowed
 from gateway.web.wshandshake import accept_key
 from gateway.web.wsserver import WebSocketProtocol
 from tests.conftest import GatewayFactory
+from tests.gateway.test_fasthttp import _read_response
 from tests.gateway.test_wsframes import frame
 from tests.support.gatewayrunner import GatewayHandle
 from tests.support.wsclient import assert_result
@@ -72,16 +73,6 @@ async def _close_code(reader: asyncio.StreamReader) -> int:
             assert await asyncio.wait_for(reader.read(), 5) == b""  # and the server closes the socket
             return int.from_bytes(payload[:2], "big")
     raise AssertionError("no close frame")
-
-
-async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return status, await asyncio.wait_for(reader.readexactly(length), 5)
 
 
 def _kinds(gw: GatewayHandle) -> list[str]:
@@ -155,7 +146,7 @@ async def test_other_upgrades_get_aiohttps_answer(gateway: GatewayHandle, reques
     cases resgate answers: 400 system.badRequest for a bad upgrade)."""
     assert wsserver.upgrade(gateway.gateway, request_bytes[:-4], _NO_TRANSPORT) is None
     reader, writer = await _raw(gateway, request_bytes)
-    status, body = await _response(reader)
+    status, _, body = await _read_response(reader)
     writer.close()
     assert status != 101 or b"Protocol: chat" not in body
     if status == 400 and body:
@@ -167,7 +158,7 @@ async def test_bad_key_and_version_get_400_bad_request(gateway: GatewayHandle) -
     """(aiohttp also upgrades versions 7 and 8; those go there, so they still do.)"""
     for request_bytes in (BAD_UPGRADES[1][1], BAD_UPGRADES[2][1], BAD_UPGRADES[7][1]):
         reader, writer = await _raw(gateway, request_bytes)
-        status, body = await _response(reader)
+        status, _, body = await _read_response(reader)
         writer.close()
         assert status == 400 and json.loads(body)["code"] == "system.badRequest", (request_bytes, body)
 
@@ -176,7 +167,7 @@ async def test_a_refused_origin_gets_403_as_before(gateway_factory: GatewayFacto
     gw = await gateway_factory(allow_origin="http://good.example")
     assert origin_allowed("http://good.example", gw.config.allowed_origins)
     reader, writer = await _raw(gw, _upgrade(extra="Origin: http://evil.example\r\n"))
-    status, body = await _response(reader)
+    status, _, body = await _read_response(reader)
     writer.close()
     assert status == 403 and json.loads(body)["code"] == "system.forbidden"
     ok = await gw.connect({"Origin": "http://good.example"})
