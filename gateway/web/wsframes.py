@@ -85,11 +85,11 @@ class FrameReader:
 
     __slots__ = (
         "_done",
-        "_fragments",
         "_have",
         "_max_size",
         "_need",
         "_opcode",
+        "_partial",
         "_pending",
         "_sink",
         "_size",
@@ -104,7 +104,7 @@ class FrameReader:
         self._have = 0
         self._need = 0
         self._opcode = 0  # of the fragmented message in progress (0: none)
-        self._fragments: list[bytes] = []
+        self._partial = bytearray()
         self._size = 0  # bytes of the fragmented message so far
         self._done = False  # after a close frame or an error
 
@@ -211,16 +211,16 @@ class FrameReader:
             if opcode != _CONTINUATION:
                 self._message(opcode, payload)
                 return
-            self._fragments.append(payload)
-            message = b"".join(self._fragments)
+            self._partial += payload
+            message = bytes(self._partial)
             opcode = self._opcode
-            self._fragments = []
+            self._partial = bytearray()
             self._opcode = self._size = 0
             self._message(opcode, message)
             return
         if opcode != _CONTINUATION:
             self._opcode = opcode
-        self._fragments.append(payload)
+        self._partial += payload  # one buffer: many tiny fragments cost no object each
         self._size += len(payload)
 
     def _message(self, opcode: int, data: bytes) -> None:
@@ -257,5 +257,5 @@ class FrameReader:
     def _fail(self, code: int, reason: str) -> None:
         self._done = True
         self._pending = []
-        self._fragments = []
+        self._partial = bytearray()
         self._sink.on_error(code, reason)

@@ -191,3 +191,13 @@ def test_unmask_is_its_own_inverse(payload: bytes, mask: bytes) -> None:
     masked = wsframes.unmask(payload, mask)
     assert masked == bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     assert wsframes.unmask(masked, mask) == payload
+
+
+def test_many_tiny_fragments_make_one_message() -> None:
+    rec = Recorder()
+    reader = FrameReader(rec, 1024)
+    reader.feed(
+        frame(2, b"a", fin=False) + frame(0, b"", fin=False) * 10_000 + frame(0, b"x", fin=False) * 1000
+    )
+    reader.feed(frame(0, b"b"))
+    assert rec.messages == [b"a" + b"x" * 1000 + b"b"]
