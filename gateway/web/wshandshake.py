@@ -22,17 +22,15 @@ from multidict import CIMultiDict
 
 #: RFC 6455 section 1.3: appended to the client's key before hashing.
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TARGET = re.compile(rb"[!-~]+")  # visible ASCII only
-_VALUE = re.compile(rb"[\t -~]*")  # visible ASCII, space and tab only
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: A head of lines of visible ASCII, space and tab, split by CRLF (no bare CR or LF, no other bytes).
+_HEAD = re.compile(rb"[\t -~]*(?:\r\n[\t -~]*)*")
 #: Headers that make a GET something for aiohttp (a body, 100-continue, a subprotocol to negotiate).
 _HAND_OVER = frozenset(
-    (b"content-length", b"transfer-encoding", b"expect", b"te", b"trailer", b"sec-websocket-protocol")
+    ("content-length", "transfer-encoding", "expect", "te", "trailer", "sec-websocket-protocol")
 )
 #: Headers the upgrade depends on: more than one of them is left to aiohttp.
-_SINGLE = frozenset(
-    (b"host", b"upgrade", b"connection", b"sec-websocket-key", b"sec-websocket-version", b"origin")
-)
+_SINGLE = frozenset(("host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "origin"))
 
 
 @dataclass(slots=True)
@@ -62,47 +60,46 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + _GUID).digest()).decode("ascii")
 
 
-def _valid_key(key: bytes) -> bool:
+def _valid_key(key: str) -> bool:
     try:
-        return len(base64.b64decode(key, validate=True)) == 16
-    except binascii.Error:
+        return len(binascii.a2b_base64(key, strict_mode=True)) == 16
+    except (binascii.Error, ValueError):
         return False
 
 
 def parse_upgrade(head: bytes, ws_path: bytes, compression: bool) -> Upgrade | None:
     """The upgrade in a request head (without its blank line), or None to leave it to aiohttp."""
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or parts[0] != b"GET" or parts[2] != b"HTTP/1.1":
+    if _HEAD.fullmatch(head) is None:  # one pass for the characters, then plain string work
         return None
-    target = parts[1]
-    if target.partition(b"?")[0] != ws_path or _TARGET.fullmatch(target) is None:
+    lines = head.decode("ascii").split("\r\n")
+    parts = lines[0].split(" ")
+    target = parts[1] if len(parts) == 3 and "\t" not in parts[1] else ""
+    if parts[0] != "GET" or parts[-1] != "HTTP/1.1" or target.partition("?")[0] != ws_path.decode():
         return None
     headers: CIMultiDict[str] = CIMultiDict()
-    seen: set[bytes] = set()
+    seen: set[str] = set()
     for line in lines[1:]:
-        name, sep, value = line.partition(b":")
+        name, sep, value = line.partition(":")
         if not sep or _TOKEN.fullmatch(name) is None:
             return None
-        value = value.strip(b" \t")
         lower = name.lower()
-        if _VALUE.fullmatch(value) is None or lower in _HAND_OVER:
+        if lower in _HAND_OVER:
             return None
         if lower in _SINGLE:
             if lower in seen:
                 return None
             seen.add(lower)
-        if compression and lower == b"sec-websocket-extensions" and b"permessage-deflate" in value.lower():
+        value = value.strip(" \t")
+        if compression and lower == "sec-websocket-extensions" and "permessage-deflate" in value.lower():
             return None
-        headers.add(name.decode("ascii"), value.decode("ascii"))
+        headers.add(name, value)
     if not _upgrade_headers(headers):
         return None
-    key = headers["Sec-WebSocket-Key"]
-    return Upgrade(target.decode("ascii"), headers, accept_key(key))
+    return Upgrade(target, headers, accept_key(headers["Sec-WebSocket-Key"]))
 
 
 def _upgrade_headers(headers: CIMultiDict[str]) -> bool:
     if headers.get("Upgrade", "").lower() != "websocket" or headers.get("Sec-WebSocket-Version") != "13":
         return False
     options = [option.strip().lower() for option in headers.get("Connection", "").split(",")]
-    return "upgrade" in options and _valid_key(headers.get("Sec-WebSocket-Key", "").encode("ascii"))
+    return "upgrade" in options and _valid_key(headers.get("Sec-WebSocket-Key", ""))
