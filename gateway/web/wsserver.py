@@ -150,8 +150,8 @@ class WebSocketProtocol(asyncio.Protocol):
         transport = self._transport
         if transport.is_closing():
             return
-        self._sink.flush()
-        transport.write(bytes((0x88, len(payload))) + payload)
+        self._sink.send(bytes((0x88, len(payload))) + payload)
+        self._sink.flush()  # now, in one write behind what was queued: the transport may close next
 
     def _release(self) -> None:
         waiter = self._closed_waiter
