@@ -42,7 +42,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway.protocol import errors
-from gateway.web import api
+from gateway.web import api, wsserver
 from gateway.web.api import JSON_CONTENT_TYPE, ApiResponse
 
 if TYPE_CHECKING:
@@ -346,7 +346,7 @@ class FrontProtocol(asyncio.Protocol):
         elif take is Take.REFUSE:
             self._refuse(reader.refusal)
         elif take is Take.WEBSOCKET:
-            self._hand_over_websocket()
+            self._hand_over_websocket(end)
         else:
             self._hand_over()
 
@@ -399,18 +399,26 @@ class FrontProtocol(asyncio.Protocol):
         transport.write(response)
         transport.close()
 
-    def _hand_over_websocket(self) -> None:
-        """A WebSocket upgrade on wsPath, with the exact bytes of its request in the buffer: the
-        one place to give it to another WebSocket front end. Today aiohttp takes it."""
-        self._hand_over()
+    def _hand_over_websocket(self, end: int) -> None:
+        """A WebSocket upgrade on wsPath, its head the first ``end`` bytes of the buffer:
+        ``gateway.web.wsserver`` serves a plain one; anything it does not take goes to aiohttp with
+        the exact bytes of the request."""
+        transport = self._transport
+        assert transport is not None
+        websocket = wsserver.upgrade(self._server.gateway, bytes(self._buffer[:end]), transport)
+        if websocket is not None:
+            del self._buffer[: end + 4]
+        self._hand_over(websocket)
 
-    def _hand_over(self) -> None:
-        """Give the connection, with the bytes not yet answered, to aiohttp's protocol."""
+    def _hand_over(self, handler: asyncio.Protocol | None = None) -> None:
+        """Give the connection, with the bytes not yet answered, to aiohttp's protocol (or to
+        ``handler``, a WebSocket upgraded by ``gateway.web.wsserver``)."""
         transport = self._transport
         assert transport is not None
         self._server.front.discard(self)
         self._transport = None
-        handler = web.Server.__call__(self._server)
+        if handler is None:
+            handler = web.Server.__call__(self._server)
         transport.set_protocol(handler)
         handler.connection_made(transport)
         if self._reading_paused:
@@ -468,6 +476,7 @@ class FrontServer(web.Server):
             proto.close()
 
     async def shutdown(self, timeout: float | None = None) -> None:
+        wsserver.shutdown(self.gateway)
         busy = [task for proto in self.front if (task := proto.busy) is not None]
         if busy:
             with contextlib.suppress(Exception):
