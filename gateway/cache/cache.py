@@ -145,7 +145,10 @@ class Cache:
             load.waiters.append(sub)
             return
         entry.pending[query] = _Load(sub)
-        throttle.run(lambda: self._send_get(entry, query, throttle))
+        if throttle.limit <= 0:
+            self._send_get(entry, query, throttle)  # no closure for the throttle when it is unlimited
+        else:
+            throttle.run(lambda: self._send_get(entry, query, throttle))
 
     def unsubscribe(self, sub: Subscriber, name: str, query: str, res: Resource | None) -> None:
         """Undo one ``subscribe`` (loaded or still waiting); unused resources are dropped later."""

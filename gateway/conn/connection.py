@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from gateway import constants
 from gateway.cache.cache import Cache
-from gateway.cache.throttle import Throttle
+from gateway.cache.throttle import UNLIMITED, Throttle
 from gateway.conn import graph
 from gateway.conn.subscription import DELETED, FAILED, READY, ClientSub
 from gateway.mq.base import MQ
@@ -308,7 +308,8 @@ class Connection:
             raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED
         sub.direct += 1
         if created or sub.state in (FAILED, DELETED):
-            sub.load(Throttle(self.reference_throttle))
+            # A throttle without a limit keeps no state: one shared instance will do.
+            sub.load(Throttle(self.reference_throttle) if self.reference_throttle > 0 else UNLIMITED)
         return sub
 
     def _direct_count(self) -> int:
@@ -474,7 +475,15 @@ class Connection:
     def request_access(
         self, name: str, query: str, callback: Callable[[Access | None, ResError | None], None]
     ) -> None:
-        self._send_access(name, query, lambda reply: callback(reply[0], reply[1]))
+        def done(data: bytes | None, err: ResError | None) -> None:
+            if err is not None:
+                callback(None, err)
+                return
+            access, err, _ = service.decode_access_reply(data)
+            callback(access, err)
+
+        payload = service.access_payload(self.cid, self.token, query, self.is_http)
+        self.mq.request("access." + name, payload, done)
 
     def access_with_meta(self, name: str, query: str) -> asyncio.Future[AccessWithMeta]:
         """A fresh access request whose reply meta is kept (for HTTP responses)."""
@@ -559,8 +568,11 @@ class Connection:
 
     def spawn_flush(self, sub: ClientSub) -> None:
         # Queued events must follow the message that delivered the resource, which the caller
-        # writes right after this returns.
-        self.loop.call_soon(sub.flush)
+        # writes right after this returns. Nothing queued: nothing to do (the subscription is held
+        # from now on, so a later event is only queued while it waits for something, and whatever
+        # it waits for flushes it when done).
+        if sub.queue:
+            self.loop.call_soon(sub.flush)
 
     def collect_garbage(self) -> None:
         """Drop subscriptions no longer reachable from a direct one; un-hold what the client dropped."""

@@ -504,13 +504,8 @@ def _outcome(err: errors.ResError) -> str:
 
 
 def _token(n: int) -> bytes:
-    digits = b"0123456789abcdefghijklmnopqrstuvwxyz"
-    out = bytearray()
-    while n:
-        n, r = divmod(n, 36)
-        out.append(digits[r])
-    out.reverse()
-    return bytes(out)
+    """The reply token of request ``n``: its number in hex (one formatting operation)."""
+    return b"%x" % n
 
 
 def _fits(subject: str, reply: bytes) -> bool:

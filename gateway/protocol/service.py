@@ -107,9 +107,21 @@ def _decode_meta(obj: Any) -> Meta | None:
     return meta
 
 
+def _only_result(obj: Any) -> bool:
+    """Whether a parsed reply is ``{"result": ...}`` and nothing else: the reply of nearly every
+    request, which needs none of the checks of the other forms."""
+    return type(obj) is dict and len(obj) == 1 and "result" in obj
+
+
 def decode_reply(data: bytes | None) -> Reply:
     """Decode a call/auth reply envelope (precedence: error, resource, result)."""
     obj = _loads(data)
+    if _only_result(obj):
+        return Reply(obj["result"])
+    return _reply_of(obj)
+
+
+def _reply_of(obj: Any) -> Reply:
     if not isinstance(obj, dict):
         raise errors.internal_error("response is not an object")
     reply = Reply(meta=_decode_meta(obj.get("meta")))
@@ -151,7 +163,12 @@ def get_reply(data: bytes | None, err: ResError | None) -> tuple[Resource | None
 
 def result_or_raise(data: bytes | None) -> Any:
     """Decode a reply that must carry a result; a service error is raised as it is."""
-    reply = reply_or_raise(data)
+    obj = _loads(data)
+    if _only_result(obj):
+        return obj["result"]
+    reply = _reply_of(obj)
+    if reply.error is not None:
+        raise reply.error
     if reply.resource is not None:
         raise errors.internal_error("unexpected resource response")
     return reply.result
@@ -173,7 +190,10 @@ def legacy_new_rid(result: Any) -> str | None:
 def decode_access_reply(data: bytes | None) -> tuple[Access | None, ResError | None, Meta | None]:
     """Like ``decode_access`` but keeps the reply's meta also when access failed (HTTP needs it)."""
     try:
-        reply = decode_reply(data)
+        obj = _loads(data)
+        if _only_result(obj):
+            return access_from_result(obj["result"]), None, None
+        reply = _reply_of(obj)
     except ResError as exc:
         return None, exc, None
     if reply.error is not None:
@@ -223,9 +243,18 @@ def resource_from_result(result: Any) -> Resource:
     raise errors.internal_error("response has no model or collection")
 
 
+#: The only types orjson parses JSON objects and arrays into; every other value is a primitive.
+_CONTAINERS = (dict, list)
+
+
 def decode_model(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise errors.internal_error("model is not an object")
+    for v in raw.values():
+        if type(v) in _CONTAINERS:
+            break
+    else:
+        return raw  # primitives only: already proper values (``raw`` is the caller's own fresh parse)
     try:
         return {k: values.decode(v) for k, v in raw.items()}
     except values.InvalidValue as exc:
@@ -235,6 +264,11 @@ def decode_model(raw: Any) -> dict[str, Any]:
 def decode_collection(raw: Any) -> list[Any]:
     if not isinstance(raw, list):
         raise errors.internal_error("collection is not an array")
+    for v in raw:
+        if type(v) in _CONTAINERS:
+            break
+    else:
+        return raw  # primitives only, as in decode_model
     try:
         return [values.decode(v) for v in raw]
     except values.InvalidValue as exc:
