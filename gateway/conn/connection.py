@@ -92,6 +92,8 @@ class Connection:
         self.is_http = is_http
         self.reference_throttle = reference_throttle
         self.token: Any = None
+        self._prefix_token: Any = None
+        self._prefix = b""
         self.token_set = False  # resgate re-checks access on token change only once one was set
         self.tid: str | None = None
         self.subs: dict[str, ClientSub] = {}
@@ -114,6 +116,14 @@ class Connection:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+    def request_prefix(self) -> bytes:
+        """The start of this connection's access and call requests (cid and token), encoded once
+        per token rather than per request."""
+        if not self._prefix or self.token is not self._prefix_token:
+            self._prefix = service.request_prefix(self.cid, self.token)
+            self._prefix_token = self.token
+        return self._prefix
 
     @property
     def info(self) -> RequestInfo | None:
@@ -402,7 +412,7 @@ class Connection:
                 self._error(req_id, err)
                 return
             params = client.params_or_null(req.params)
-            payload = service.call_payload(self.cid, self.token, params, query, self.is_http)
+            payload = service.call_payload_after(self.request_prefix(), params, query, self.is_http)
             self.mq.request("call." + name + "." + method, payload, on_reply)
 
         sub = self.subs.get(rid)
@@ -482,7 +492,7 @@ class Connection:
             access, err, _ = service.decode_access_reply(data)
             callback(access, err)
 
-        payload = service.access_payload(self.cid, self.token, query, self.is_http)
+        payload = service.access_payload_after(self.request_prefix(), query, self.is_http)
         self.mq.request("access." + name, payload, done)
 
     def access_with_meta(self, name: str, query: str) -> asyncio.Future[AccessWithMeta]:

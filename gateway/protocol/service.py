@@ -343,12 +343,29 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 
 def access_payload(cid: str, token: Any, query: str, is_http: bool) -> bytes:
-    out: dict[str, Any] = {"cid": cid, "token": token}
-    if query:
-        out["query"] = query
-    if is_http:
-        out["isHttp"] = True
-    return orjson.dumps(out)
+    return access_payload_after(request_prefix(cid, token), query, is_http)
+
+
+def request_prefix(cid: str, token: Any) -> bytes:
+    """``{"cid":...,"token":...`` without the closing brace: the start of every access and call
+    request of a connection, which keeps it while its token stays the same."""
+    return orjson.dumps({"cid": cid, "token": token})[:-1]
+
+
+def _tail(query: str, is_http: bool) -> bytes:
+    if not query:
+        return b',"isHttp":true}' if is_http else b"}"
+    return b',"query":' + orjson.dumps(query) + (b',"isHttp":true}' if is_http else b"}")
+
+
+def access_payload_after(prefix: bytes, query: str, is_http: bool) -> bytes:
+    """``access_payload`` from the connection's ``request_prefix`` (same keys, same order)."""
+    return prefix + _tail(query, is_http)
+
+
+def call_payload_after(prefix: bytes, params: Any, query: str, is_http: bool) -> bytes:
+    """``call_payload`` from the connection's ``request_prefix`` (same keys, same order)."""
+    return prefix + b',"params":' + orjson.dumps(params) + _tail(query, is_http)
 
 
 def get_payload(query: str) -> bytes:

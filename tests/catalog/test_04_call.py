@@ -494,7 +494,29 @@ async def test_chk_84_no_responders_not_found(gateway_factory: GatewayFactory, s
     client = await connect(gw)
     assert service.nc is not None
     await service.nc.close()  # nobody subscribes to auth.> any more
+    await _no_interest(service.nats_url, "auth.test.model.method")
     assert_error(await client.request("auth.test.model.method", timeout=2.0), E_NOTFOUND)
+
+
+async def _no_interest(nats_url: str, subject: str) -> None:
+    """Wait until the NATS server has dropped a closed client's subscriptions: it notices the close
+    a moment later, and a request routed to the closed client meanwhile gets no reply at all."""
+    import nats
+    from nats.errors import NoRespondersError, TimeoutError
+
+    probe = await nats.connect(nats_url, allow_reconnect=False, connect_timeout=2)
+    try:
+        for _ in range(50):
+            try:
+                await probe.request(subject, b"{}", timeout=0.1)
+            except NoRespondersError:
+                return
+            except TimeoutError:
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{subject} still has subscribers after the service closed")
+    finally:
+        await probe.close()
 
 
 # §7 item 85: the subject-length limit is subject + inbox > 4096: a 4000-byte subject is published, a
