@@ -35,8 +35,8 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
+from gateway import cli
 from gateway.cache.cache import Cache
-from gateway.cli import GC_THRESHOLD_GEN0
 from gateway.conn.connection import Connection
 from gateway.mq import natsparser
 from gateway.mq.natsclient import NatsMQ
@@ -213,9 +213,11 @@ def main() -> int:
     ap.add_argument("--subs", type=int, default=2000, help="subscriptions per round (multiple of 5)")
     ap.add_argument("--calls", type=int, default=2000, help="calls per round (multiple of 50)")
     args = ap.parse_args()
-    gc.freeze()  # the garbage collector as ``pyresgate`` sets it up (gateway.cli)
-    gc.set_threshold(GC_THRESHOLD_GEN0, 20, 100)
-    result = asyncio.run(main_async(args))
+    return cli._run_loop(_report(args))  # on uvloop, with the garbage collector tuned as pyresgate runs
+
+
+async def _report(args: argparse.Namespace) -> int:
+    result = await main_async(args)
     for name, r in result.items():
         print(
             f"{name:9s} core µs/op: min {r['min']:.2f}  median {r['median']:.2f}  "

@@ -161,7 +161,8 @@ class Connection:
 
     def _result(self, req_id: int, value: Any) -> None:
         self.pending -= 1
-        self.send(wsframe.text(client.result(req_id, value)))
+        if not self.closed:  # send, inlined: every request ends here
+            self.sink.send(wsframe.text(client.result(req_id, value)))
 
     def _error(self, req_id: int, err: ResError) -> None:
         self.pending -= 1
@@ -383,7 +384,7 @@ class Connection:
         except ResError as exc:
             self._error(req_id, exc)
             return None
-        legacy = self.protocol < constants.PROTOCOL_RESOURCE_RESPONSE
+        legacy = self._protocol < constants.PROTOCOL_RESOURCE_RESPONSE
         if reply.resource is not None:
             if not legacy:
                 return reply.resource
@@ -417,7 +418,9 @@ class Connection:
 
         sub = self.subs.get(rid)
         if sub is not None and not sub.disposed:
-            if tracing.enabled and sub.access is None:  # another request's access reply may answer it
+            if sub.access is not None:
+                on_access(sub.access, None)  # cached (the usual call): what get_access would do
+            elif tracing.enabled:  # another request's access reply may answer it
                 sub.get_access(tracing.bind(on_access))  # ... and the call keeps its own trace
             else:
                 sub.get_access(on_access)

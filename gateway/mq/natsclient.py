@@ -28,7 +28,7 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from nats import errors as nats_errors
 from nats.aio.client import Client as NatsClient
@@ -65,16 +65,14 @@ def _is_permanent(cause: BaseException) -> bool:
     return "authorization" in str(cause).lower()
 
 
-class _Pending:
-    """One request waiting for its reply."""
+class _Pending(NamedTuple):
+    """One request waiting for its reply. A tuple (one per request, built in the hot path); a
+    pre-response that moves the deadline replaces it."""
 
-    __slots__ = ("callback", "deadline", "started", "subject")
-
-    def __init__(self, callback: ReplyCallback, deadline: float, subject: str, started: float) -> None:
-        self.callback = callback
-        self.deadline = deadline
-        self.subject = subject
-        self.started = started
+    callback: ReplyCallback
+    deadline: float
+    subject: str
+    started: float
 
 
 class NatsMQ:
@@ -421,8 +419,9 @@ class NatsMQ:
         ms = _pre_response_timeout(data)
         if ms is None or self._loop is None or self._deadlines is None:
             return
-        pending.deadline = self._loop.time() + ms / 1000
-        self._deadlines.set(token, pending.deadline)
+        deadline = self._loop.time() + ms / 1000
+        self._pending[token] = pending._replace(deadline=deadline)
+        self._deadlines.set(token, deadline)
 
     def _on_deadline(self, token: bytes, deadline: float) -> None:
         pending = self._pending.get(token)
