@@ -28,7 +28,7 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from nats import errors as nats_errors
 from nats.aio.client import Client as NatsClient
@@ -44,6 +44,7 @@ from gateway.telemetry import tracing
 log = logging.getLogger(__name__)
 
 _NO_RESPONDERS = "503"
+_CONNECTED = NatsClient.CONNECTED
 #: Offset of the three-digit status in ``NATS/1.0 503\r\n...`` headers.
 _STATUS_AT = len(b"NATS/1.0 ")
 #: Upper bound for the first connection, whatever nats-py's retries do (seconds).
@@ -65,14 +66,16 @@ def _is_permanent(cause: BaseException) -> bool:
     return "authorization" in str(cause).lower()
 
 
-class _Pending(NamedTuple):
-    """One request waiting for its reply. A tuple (one per request, built in the hot path); a
-    pre-response that moves the deadline replaces it."""
+class _Pending:
+    """One request waiting for its reply."""
 
-    callback: ReplyCallback
-    deadline: float
-    subject: str
-    started: float
+    __slots__ = ("callback", "deadline", "started", "subject")
+
+    def __init__(self, callback: ReplyCallback, deadline: float, subject: str, started: float) -> None:
+        self.callback = callback
+        self.deadline = deadline
+        self.subject = subject
+        self.started = started
 
 
 class NatsMQ:
@@ -232,7 +235,7 @@ class NatsMQ:
         if self._closing or self._loop is None or self._deadlines is None:
             callback(None, errors.ERR_DISPOSING)
             return
-        if not self._nc.is_connected:
+        if self._nc._status != _CONNECTED and not self._nc.is_connected:  # the property costs two calls
             # While reconnecting a reply could not reach us: answer at once instead of hanging.
             callback(None, errors.ERR_SERVICE_UNAVAILABLE)
             return
@@ -419,9 +422,8 @@ class NatsMQ:
         ms = _pre_response_timeout(data)
         if ms is None or self._loop is None or self._deadlines is None:
             return
-        deadline = self._loop.time() + ms / 1000
-        self._pending[token] = pending._replace(deadline=deadline)
-        self._deadlines.set(token, deadline)
+        pending.deadline = self._loop.time() + ms / 1000
+        self._deadlines.set(token, pending.deadline)
 
     def _on_deadline(self, token: bytes, deadline: float) -> None:
         pending = self._pending.get(token)
