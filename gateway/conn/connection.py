@@ -17,7 +17,7 @@ from gateway import constants
 from gateway.cache.cache import Cache
 from gateway.cache.throttle import UNLIMITED, Throttle
 from gateway.conn import graph
-from gateway.conn.subscription import DELETED, FAILED, READY, ClientSub
+from gateway.conn.subscription import DELETED, FAILED, LOADING, READY, ClientSub
 from gateway.mq.base import MQ
 from gateway.protocol import client, errors, service, wsframe
 from gateway.protocol import rid as ridlib
@@ -551,6 +551,10 @@ class Connection:
 
     def when_loaded(self, roots: list[ClientSub], callback: Callable[[], None]) -> None:
         """Call ``callback`` (soon) once every unsent subscription reachable from roots is loaded."""
+        if len(roots) == 1 and roots[0].state != LOADING and not roots[0].refs:
+            # Nothing to wait for (what ``_WhenLoaded`` would find): the usual subscribe.
+            self.loop.call_soon(callback)
+            return
         _WhenLoaded(self.subs, roots, callback, self.loop)()
 
     def loaded_future(self, roots: list[ClientSub]) -> asyncio.Future[None]:
