@@ -398,34 +398,50 @@ class Connection:
     def _call_now(self, req: client.Request, rid: str, method: str) -> None:
         """The call round trip without a task: access (usually cached), call, answer; callbacks
         only (with tracing on too: the request's span is carried by tracing's scope)."""
+        sub = self.subs.get(rid)
+        if sub is not None and not sub.disposed and sub.access is not None:
+            # The usual call: on a subscribed resource whose access result is cached (what
+            # get_access would answer at once), with the subscription's own name and query.
+            self._publish_call(req, sub.name, sub.query, method, sub.access)
+            return
         name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
-        req_id = req.id
-
-        def on_reply(data: bytes | None, err: ResError | None) -> None:
-            resource = self._reply_to_call(req_id, data, err)
-            if resource is not None:
-                self.spawn(self._answer_resource(req_id, resource))
 
         def on_access(access: Access | None, err: ResError | None) -> None:
-            if err is None and (access is None or not access.can_call(method)):
-                err = errors.ERR_ACCESS_DENIED
             if err is not None:
-                self._error(req_id, err)
-                return
-            params = client.params_or_null(req.params)
-            payload = service.call_payload_after(self.request_prefix(), params, query, self.is_http)
-            self.mq.request("call." + name + "." + method, payload, on_reply)
+                self._error(req.id, err)
+            else:
+                self._publish_call(req, name, query, method, access)
 
-        sub = self.subs.get(rid)
         if sub is not None and not sub.disposed:
-            if sub.access is not None:
-                on_access(sub.access, None)  # cached (the usual call): what get_access would do
-            elif tracing.enabled:  # another request's access reply may answer it
+            if tracing.enabled:  # another request's access reply may answer it
                 sub.get_access(tracing.bind(on_access))  # ... and the call keeps its own trace
             else:
                 sub.get_access(on_access)
         else:
             self.request_access(name, query, on_access)
+
+    def _publish_call(
+        self, req: client.Request, name: str, query: str, method: str, access: Access | None
+    ) -> None:
+        """Send the call request once access allows it, and answer its reply."""
+        req_id = req.id
+        if access is None or not access.can_call(method):
+            self._error(req_id, errors.ERR_ACCESS_DENIED)
+            return
+
+        def on_reply(data: bytes | None, err: ResError | None) -> None:
+            if err is None and self._protocol >= constants.PROTOCOL_RESOURCE_RESPONSE:
+                result = service.plain_result(data)
+                if result is not service.MISSING:  # the usual reply: a result and nothing else
+                    self._result(req_id, {"payload": result})
+                    return
+            resource = self._reply_to_call(req_id, data, err)
+            if resource is not None:
+                self.spawn(self._answer_resource(req_id, resource))
+
+        params = client.params_or_null(req.params)
+        payload = service.call_payload_after(self.request_prefix(), params, query, self.is_http)
+        self.mq.request("call." + name + "." + method, payload, on_reply)
 
     async def _answer_resource(self, req_id: int, rid: str) -> None:
         """Subscribe a resource response's rid and answer with it (errors go in ``errors``)."""

@@ -113,6 +113,18 @@ def _only_result(obj: Any) -> bool:
     return type(obj) is dict and len(obj) == 1 and "result" in obj
 
 
+def plain_result(data: bytes | None) -> Any:
+    """The result of a reply that is ``{"result": ...}`` and nothing else, or ``MISSING`` for any
+    other reply (which ``decode_reply`` then decodes, errors included)."""
+    if not data:
+        return MISSING
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return MISSING
+    return obj["result"] if _only_result(obj) else MISSING
+
+
 def decode_reply(data: bytes | None) -> Reply:
     """Decode a call/auth reply envelope (precedence: error, resource, result)."""
     obj = _loads(data)

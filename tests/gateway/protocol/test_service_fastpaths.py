@@ -108,3 +108,25 @@ def test_models_decode_the_same_with_or_without_the_primitives_shortcut(model: d
     except ResError:
         got_list = None
     assert got_list == expected_list
+
+
+@given(result=_JSON)
+def test_plain_result_is_the_result_of_a_result_only_reply(result: Any) -> None:
+    assert service.plain_result(orjson.dumps({"result": result})) == result
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        b"",
+        b"{broken",
+        b"[]",
+        b"{}",
+        b'{"result":1,"meta":{}}',
+        b'{"error":{"code":"x.y","message":"m"}}',
+        b'{"resource":{"rid":"a.b"}}',
+    ],
+)
+def test_plain_result_leaves_every_other_reply_to_decode_reply(data: bytes | None) -> None:
+    assert service.plain_result(data) is service.MISSING
