@@ -19,8 +19,9 @@ compare two trees, run this script from each (``PYTHONPATH=<tree>``); both must 
 ``NatsMQ`` internals that ``_connect`` sets up below.
 
 Reported: µs of this process's CPU time per subscription (B5C shape: distinct uncached resources,
-one access and one get request each, 5 per connection) and per call (B3 shape: a call on a
-subscribed model, access cached), plus the harness's own share (the fake service), measured apart.
+one access and one get request each, 5 per connection), also split into its phases, and per call
+(B3 shape: a call on a subscribed model, access cached); the fake service's own time is measured
+apart and left out.
 """
 
 from __future__ import annotations
@@ -141,22 +142,41 @@ class Harness:
             natsparser._parse_messages(data, self.mq._on_wire)
 
 
-async def subscribe_round(h: Harness, round_no: int, subs: int) -> float:
-    """``subs`` subscriptions to distinct uncached resources, 5 per connection; CPU s."""
+#: Phases of a subscribe round, in order (see ``subscribe_round``).
+PHASES = ("request", "flush", "reply", "answer")
+
+
+async def subscribe_round(h: Harness, round_no: int, subs: int) -> dict[str, float]:
+    """``subs`` subscriptions to distinct uncached resources, 5 per connection (protocol 1.2.3, as
+    B5C's clients). CPU seconds per phase: the subscribe requests (up to the queued NATS commands),
+    the NATS flush (encoding them), the replies (parsing and applying them), and the answers the
+    connections send once access and data are both in (deferred by one loop turn)."""
     conns = [h.connection(round_no * subs + i) for i in range(subs // 5)]
+    for conn, sink in conns:
+        conn.handle_message(b'{"id":1,"method":"version","params":{"protocol":"1.2.3"}}')
+    await h.exchange()
     gc.collect()
     t0 = time.process_time()
     for i, (conn, _) in enumerate(conns):
         for k in range(5):
             rid = f"bench.r{round_no}.c{i}.{k}"
-            conn.handle_message(b'{"id":%d,"method":"subscribe.%s"}' % (k + 1, rid.encode()))
-    await h.exchange()
-    spent = time.process_time() - t0
+            conn.handle_message(b'{"id":%d,"method":"subscribe.%s"}' % (k + 2, rid.encode()))
+    t1 = time.process_time()
+    h.mq._flush_soon()
+    commands = h.transport.take()
+    t2 = time.process_time()
+    data = answer(commands)
+    t3 = time.process_time()
+    natsparser._parse_messages(data, h.mq._on_wire)
+    t4 = time.process_time()
+    await turn()
+    t5 = time.process_time()
     for conn, sink in conns:
-        assert len(sink.frames) == 5 and all(b'"models"' in f for f in sink.frames), sink.frames[:1]
+        answers = sink.frames[1:]
+        assert len(answers) == 5 and all(b'"models"' in f for f in answers), sink.frames[:2]
         conn.close()
     await h.exchange()
-    return spent
+    return {"request": t1 - t0, "flush": t2 - t1, "reply": t4 - t3, "answer": t5 - t4}
 
 
 async def call_round(h: Harness, conns: list[tuple[Connection, Sink]], calls: int) -> float:
@@ -177,12 +197,7 @@ async def call_round(h: Harness, conns: list[tuple[Connection, Sink]], calls: in
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     h = Harness()
-    sub_times = []
-    sub_service = []
-    for r in range(args.rounds):
-        before = h.service_s
-        sub_times.append(await subscribe_round(h, r, args.subs))
-        sub_service.append(h.service_s - before)
+    rounds = [await subscribe_round(h, r, args.subs) for r in range(args.rounds)]
     conns = [h.connection(10**9 + i) for i in range(50)]
     for conn, _ in conns:
         conn.handle_message(b'{"id":1,"method":"version","params":{"protocol":"1.2.3"}}')
@@ -196,14 +211,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         before = h.service_s
         call_times.append(await call_round(h, conns, args.calls))
         call_service.append(h.service_s - before)
-
-    def per_op(times: list[float], service: list[float], n: int) -> dict[str, float]:
-        core = [(t - s) * 1e6 / n for t, s in zip(times, service, strict=True)]
-        return {"min": min(core), "median": statistics.median(core), "service": min(service) * 1e6 / n}
-
+    per_sub = [sum(r.values()) * 1e6 / args.subs for r in rounds]
+    per_call = [(t - s) * 1e6 / args.calls for t, s in zip(call_times, call_service, strict=True)]
     return {
-        "subscribe": per_op(sub_times, sub_service, args.subs),
-        "call": per_op(call_times, call_service, args.calls),
+        "subscribe": {"min": min(per_sub), "median": statistics.median(per_sub)},
+        "subscribe phases (min)": {p: min(r[p] for r in rounds) * 1e6 / args.subs for p in PHASES},
+        "call": {"min": min(per_call), "median": statistics.median(per_call)},
     }
 
 
@@ -218,11 +231,9 @@ def main() -> int:
 
 async def _report(args: argparse.Namespace) -> int:
     result = await main_async(args)
-    for name, r in result.items():
-        print(
-            f"{name:9s} core µs/op: min {r['min']:.2f}  median {r['median']:.2f}  "
-            f"(fake service, excluded: {r['service']:.2f})"
-        )
+    for name, figures in result.items():
+        shown = "  ".join(f"{key} {value:.2f}" for key, value in figures.items())
+        print(f"{name:22s} core CPU µs per operation: {shown}")
     return 0
 
 
