@@ -82,9 +82,11 @@ class ParsedMethod(NamedTuple):
 
 
 #: Methods parsed lately: clients repeat the same methods (a call on the same resource, the same
-#: subscriptions after a reconnect). Bounded: emptied when full.
+#: subscriptions after a reconnect). Bounded: emptied when full, and long methods are not kept
+#: (a client could otherwise make it hold thousands of huge strings).
 _PARSED: dict[str, ParsedMethod | None] = {}
 _PARSED_MAX = 4096
+_PARSED_MAX_LENGTH = 256
 
 
 def parse_method(method: str) -> ParsedMethod | None:
@@ -97,9 +99,10 @@ def parse_method(method: str) -> ParsedMethod | None:
     except KeyError:
         pass
     parsed = _parse_method(method)
-    if len(_PARSED) >= _PARSED_MAX:
-        _PARSED.clear()
-    _PARSED[method] = parsed
+    if len(method) <= _PARSED_MAX_LENGTH:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[method] = parsed
     return parsed
 
 

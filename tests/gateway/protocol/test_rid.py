@@ -259,3 +259,6 @@ def test_parsed_methods_are_remembered_within_a_bound() -> None:
     for n in range(ridlib._PARSED_MAX + 10):
         assert ridlib.parse_method(f"get.test.memo.{n}") == ParsedMethod("get", f"test.memo.{n}")
     assert len(ridlib._PARSED) <= ridlib._PARSED_MAX
+    long_method = "get.test." + "x" * ridlib._PARSED_MAX_LENGTH
+    assert ridlib.parse_method(long_method) == ParsedMethod("get", long_method[4:])
+    assert long_method not in ridlib._PARSED  # long methods are parsed every time, never kept
