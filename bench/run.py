@@ -779,6 +779,20 @@ def machine_info(args: argparse.Namespace) -> list[tuple[str, str]]:
     ]
 
 
+#: A section of the report whose heading says this is written by hand and survives regeneration.
+HAND_WRITTEN = "(hand-written; keep when regenerating)"
+
+
+def hand_written_sections(out: Path) -> str:
+    """The hand-written tail of an existing report: everything from its first hand-written heading."""
+    try:
+        text = out.read_text()
+    except OSError:
+        return ""
+    match = re.search(rf"^## .*{re.escape(HAND_WRITTEN)}", text, re.MULTILINE)
+    return text[match.start() :] if match else ""
+
+
 def write_report(
     args: argparse.Namespace,
     results: dict[str, Any],
@@ -1225,10 +1239,13 @@ def main() -> int:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    kept = hand_written_sections(out)
     write_report(args, results, machine, out, started)
-    if side:
-        with out.open("a") as f:
+    with out.open("a") as f:
+        if side:
             f.write("\n" + side_by_side_report(args, side) + "\n")
+        if kept:
+            f.write("\n" + kept)
     log(f"wrote {out} in {time.monotonic() - started:.0f} s")
     if args.keep_logs:
         log(f"logs in {logdir}")
