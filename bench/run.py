@@ -49,6 +49,8 @@ from typing import Any, Self
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: NATS message buffer given to resgate (its ``bufferSize``; see ``Stack._start_gateway``).
+RESGATE_BUFFER_SIZE = 65536
 
 # resgate 1.8.0 figures from the performance issue, shown next to ours.
 REFERENCE = {
@@ -201,6 +203,12 @@ class Stack:
         cmd += ["-p", str(port)]
         if Path(self.args.gateway).name != "resgate":
             cmd += ["--adminport", "0"]
+        else:
+            # resgate drops its NATS connection as a slow consumer when more than its bufferSize
+            # (default 8,192) NATS messages wait for it, which B5C's burst of 20,000 replies does.
+            config = self.logdir / "resgate.json"
+            config.write_text(json.dumps({"bufferSize": RESGATE_BUFFER_SIZE}))
+            cmd += ["--config", str(config)]
         cmd += self.args.gateway_arg
         env = dict(os.environ)
         if self.env:
@@ -771,6 +779,20 @@ def machine_info(args: argparse.Namespace) -> list[tuple[str, str]]:
     ]
 
 
+#: A section of the report whose heading says this is written by hand and survives regeneration.
+HAND_WRITTEN = "(hand-written; keep when regenerating)"
+
+
+def hand_written_sections(out: Path) -> str:
+    """The hand-written tail of an existing report: everything from its first hand-written heading."""
+    try:
+        text = out.read_text()
+    except OSError:
+        return ""
+    match = re.search(rf"^## .*{re.escape(HAND_WRITTEN)}", text, re.MULTILINE)
+    return text[match.start() :] if match else ""
+
+
 def write_report(
     args: argparse.Namespace,
     results: dict[str, Any],
@@ -1218,10 +1240,13 @@ def main() -> int:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    kept = hand_written_sections(out)
     write_report(args, results, machine, out, started)
-    if side:
-        with out.open("a") as f:
+    with out.open("a") as f:
+        if side:
             f.write("\n" + side_by_side_report(args, side) + "\n")
+        if kept:
+            f.write("\n" + kept)
     log(f"wrote {out} in {time.monotonic() - started:.0f} s")
     if args.keep_logs:
         log(f"logs in {logdir}")

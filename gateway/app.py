@@ -23,7 +23,7 @@ from gateway.mq import natsclient
 from gateway.mq.natsclient import NatsMQ
 from gateway.telemetry.metrics import Metrics, metrics_app
 from gateway.web import admin, api, server
-from gateway.web.closer import Closer
+from gateway.web.closer import ClientSocket, Closer
 from gateway.web.sink import SinkFlusher
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Gateway:
         )
         self.connections: dict[str, Connection] = {}
         #: Open WebSockets by cid, so shutdown can close them with 1001 (going away).
-        self.sockets: dict[str, web.WebSocketResponse] = {}
+        self.sockets: dict[str, ClientSocket] = {}
         self.metrics = Metrics(self.cache)
         #: Closes WebSockets at a bounded rate: the shutdown drain and ``POST /shed`` on the admin port.
         self.closer = Closer(self.sockets, on_shed=self.metrics.shed_connections.inc)

@@ -125,7 +125,7 @@ class Cache:
         entry = self._entries.get(name)
         if entry is None:
             subject = "event." + name + ".*"
-            if not _subscription_fits(subject):
+            if len(subject) > _MAX_SUBSCRIPTION:
                 sub.load_failed(errors.ERR_SUBJECT_TOO_LONG)
                 return
             entry = Entry(name)
@@ -145,7 +145,10 @@ class Cache:
             load.waiters.append(sub)
             return
         entry.pending[query] = _Load(sub)
-        throttle.run(lambda: self._send_get(entry, query, throttle))
+        if throttle.limit <= 0:
+            self._send_get(entry, query, throttle)  # no closure for the throttle when it is unlimited
+        else:
+            throttle.run(lambda: self._send_get(entry, query, throttle))
 
     def unsubscribe(self, sub: Subscriber, name: str, query: str, res: Resource | None) -> None:
         """Undo one ``subscribe`` (loaded or still waiting); unused resources are dropped later."""
@@ -552,8 +555,8 @@ def _rid(res: Resource) -> str:
     return res.entry.name + ("?" + res.query if res.query else "")
 
 
-def _subscription_fits(subject: str) -> bool:
-    return len(subject) <= 4096 - 2
+#: Longest subscription subject the NATS server's control line takes.
+_MAX_SUBSCRIPTION = 4096 - 2
 
 
 def _compile_all(items: list[str]) -> list[patterns.Pattern]:

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 from gateway import constants
 from gateway.cache.cache import Cache
-from gateway.cache.throttle import Throttle
+from gateway.cache.throttle import UNLIMITED, Throttle
 from gateway.conn import graph
-from gateway.conn.subscription import DELETED, FAILED, READY, ClientSub
+from gateway.conn.subscription import DELETED, FAILED, LOADING, READY, ClientSub
 from gateway.mq.base import MQ
 from gateway.protocol import client, errors, service, wsframe
 from gateway.protocol import rid as ridlib
@@ -92,6 +92,8 @@ class Connection:
         self.is_http = is_http
         self.reference_throttle = reference_throttle
         self.token: Any = None
+        self._prefix_token: Any = None
+        self._prefix = b""
         self.token_set = False  # resgate re-checks access on token change only once one was set
         self.tid: str | None = None
         self.subs: dict[str, ClientSub] = {}
@@ -114,6 +116,14 @@ class Connection:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+    def request_prefix(self) -> bytes:
+        """The start of this connection's access and call requests (cid and token), encoded once
+        per token rather than per request."""
+        if not self._prefix or self.token is not self._prefix_token:
+            self._prefix = service.request_prefix(self.cid, self.token)
+            self._prefix_token = self.token
+        return self._prefix
 
     @property
     def info(self) -> RequestInfo | None:
@@ -151,7 +161,8 @@ class Connection:
 
     def _result(self, req_id: int, value: Any) -> None:
         self.pending -= 1
-        self.send(wsframe.text(client.result(req_id, value)))
+        if not self.closed:  # send, inlined: every request ends here
+            self.sink.send(wsframe.text(client.result(req_id, value)))
 
     def _error(self, req_id: int, err: ResError) -> None:
         self.pending -= 1
@@ -308,7 +319,8 @@ class Connection:
             raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED
         sub.direct += 1
         if created or sub.state in (FAILED, DELETED):
-            sub.load(Throttle(self.reference_throttle))
+            # A throttle without a limit keeps no state: one shared instance will do.
+            sub.load(Throttle(self.reference_throttle) if self.reference_throttle > 0 else UNLIMITED)
         return sub
 
     def _direct_count(self) -> int:
@@ -372,7 +384,7 @@ class Connection:
         except ResError as exc:
             self._error(req_id, exc)
             return None
-        legacy = self.protocol < constants.PROTOCOL_RESOURCE_RESPONSE
+        legacy = self._protocol < constants.PROTOCOL_RESOURCE_RESPONSE
         if reply.resource is not None:
             if not legacy:
                 return reply.resource
@@ -386,32 +398,50 @@ class Connection:
     def _call_now(self, req: client.Request, rid: str, method: str) -> None:
         """The call round trip without a task: access (usually cached), call, answer; callbacks
         only (with tracing on too: the request's span is carried by tracing's scope)."""
+        sub = self.subs.get(rid)
+        if sub is not None and not sub.disposed and sub.access is not None:
+            # The usual call: on a subscribed resource whose access result is cached (what
+            # get_access would answer at once), with the subscription's own name and query.
+            self._publish_call(req, sub.name, sub.query, method, sub.access)
+            return
         name, query = ridlib.split(ridlib.expand_cid(rid, self.cid))
-        req_id = req.id
-
-        def on_reply(data: bytes | None, err: ResError | None) -> None:
-            resource = self._reply_to_call(req_id, data, err)
-            if resource is not None:
-                self.spawn(self._answer_resource(req_id, resource))
 
         def on_access(access: Access | None, err: ResError | None) -> None:
-            if err is None and (access is None or not access.can_call(method)):
-                err = errors.ERR_ACCESS_DENIED
             if err is not None:
-                self._error(req_id, err)
-                return
-            params = client.params_or_null(req.params)
-            payload = service.call_payload(self.cid, self.token, params, query, self.is_http)
-            self.mq.request("call." + name + "." + method, payload, on_reply)
+                self._error(req.id, err)
+            else:
+                self._publish_call(req, name, query, method, access)
 
-        sub = self.subs.get(rid)
         if sub is not None and not sub.disposed:
-            if tracing.enabled and sub.access is None:  # another request's access reply may answer it
+            if tracing.enabled:  # another request's access reply may answer it
                 sub.get_access(tracing.bind(on_access))  # ... and the call keeps its own trace
             else:
                 sub.get_access(on_access)
         else:
             self.request_access(name, query, on_access)
+
+    def _publish_call(
+        self, req: client.Request, name: str, query: str, method: str, access: Access | None
+    ) -> None:
+        """Send the call request once access allows it, and answer its reply."""
+        req_id = req.id
+        if access is None or not access.can_call(method):
+            self._error(req_id, errors.ERR_ACCESS_DENIED)
+            return
+
+        def on_reply(data: bytes | None, err: ResError | None) -> None:
+            if err is None and self._protocol >= constants.PROTOCOL_RESOURCE_RESPONSE:
+                result = service.plain_result(data)
+                if result is not service.MISSING:  # the usual reply: a result and nothing else
+                    self._result(req_id, {"payload": result})
+                    return
+            resource = self._reply_to_call(req_id, data, err)
+            if resource is not None:
+                self.spawn(self._answer_resource(req_id, resource))
+
+        params = client.params_or_null(req.params)
+        payload = service.call_payload_after(self.request_prefix(), params, query, self.is_http)
+        self.mq.request("call." + name + "." + method, payload, on_reply)
 
     async def _answer_resource(self, req_id: int, rid: str) -> None:
         """Subscribe a resource response's rid and answer with it (errors go in ``errors``)."""
@@ -474,7 +504,15 @@ class Connection:
     def request_access(
         self, name: str, query: str, callback: Callable[[Access | None, ResError | None], None]
     ) -> None:
-        self._send_access(name, query, lambda reply: callback(reply[0], reply[1]))
+        def done(data: bytes | None, err: ResError | None) -> None:
+            if err is not None:
+                callback(None, err)
+                return
+            access, err, _ = service.decode_access_reply(data)
+            callback(access, err)
+
+        payload = service.access_payload_after(self.request_prefix(), query, self.is_http)
+        self.mq.request("access." + name, payload, done)
 
     def access_with_meta(self, name: str, query: str) -> asyncio.Future[AccessWithMeta]:
         """A fresh access request whose reply meta is kept (for HTTP responses)."""
@@ -529,6 +567,10 @@ class Connection:
 
     def when_loaded(self, roots: list[ClientSub], callback: Callable[[], None]) -> None:
         """Call ``callback`` (soon) once every unsent subscription reachable from roots is loaded."""
+        if len(roots) == 1 and roots[0].state != LOADING and not roots[0].refs:
+            # Nothing to wait for (what ``_WhenLoaded`` would find): the usual subscribe.
+            self.loop.call_soon(callback)
+            return
         _WhenLoaded(self.subs, roots, callback, self.loop)()
 
     def loaded_future(self, roots: list[ClientSub]) -> asyncio.Future[None]:
@@ -559,8 +601,11 @@ class Connection:
 
     def spawn_flush(self, sub: ClientSub) -> None:
         # Queued events must follow the message that delivered the resource, which the caller
-        # writes right after this returns.
-        self.loop.call_soon(sub.flush)
+        # writes right after this returns. Nothing queued: nothing to do (the subscription is held
+        # from now on, so a later event is only queued while it waits for something, and whatever
+        # it waits for flushes it when done).
+        if sub.queue:
+            self.loop.call_soon(sub.flush)
 
     def collect_garbage(self) -> None:
         """Drop subscriptions no longer reachable from a direct one; un-hold what the client dropped."""

@@ -43,6 +43,16 @@ def resource_set(
     """The resource set for ``roots``: every loaded resource reachable from them that the client does
     not hold (marked held now, and returned so their queued events can follow), plus failed ones
     under ``errors`` (never held). Empty groups are left out."""
+    if len(roots) == 1:
+        only = roots[0]
+        if only.state == READY and not only.sent and not only.refs and not only.disposed:
+            # The usual subscribe: one resource without references (no walk, one group).
+            only.sent = True
+            if only.is_model:
+                data = values.legacy_model(only.data) if legacy else only.data
+                return {"models": {only.rid: data}}, [only]
+            data = values.legacy_collection(only.data) if legacy else only.data
+            return {"collections": {only.rid: data}}, [only]
     models: dict[str, Any] = {}
     collections: dict[str, Any] = {}
     errs: dict[str, Any] = {}

@@ -93,7 +93,8 @@ class ClientSub:
         self.data = res.data
         self.refs = values.hard_rids_of(res.data)
         self.state = READY
-        self.conn.add_refs(self, self.refs)
+        if self.refs:
+            self.conn.add_refs(self, self.refs)
         self._notify()
 
     def load_failed(self, err: ResError) -> None:
@@ -103,6 +104,8 @@ class ClientSub:
         self._notify()
 
     def _notify(self) -> None:
+        if not self.listeners:
+            return
         listeners, self.listeners = self.listeners, []
         for fn in listeners:
             fn()

@@ -107,9 +107,33 @@ def _decode_meta(obj: Any) -> Meta | None:
     return meta
 
 
+def _only_result(obj: Any) -> bool:
+    """Whether a parsed reply is ``{"result": ...}`` and nothing else: the reply of nearly every
+    request, which needs none of the checks of the other forms."""
+    return type(obj) is dict and len(obj) == 1 and "result" in obj
+
+
+def plain_result(data: bytes | None) -> Any:
+    """The result of a reply that is ``{"result": ...}`` and nothing else, or ``MISSING`` for any
+    other reply (which ``decode_reply`` then decodes, errors included)."""
+    if not data:
+        return MISSING
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return MISSING
+    return obj["result"] if _only_result(obj) else MISSING
+
+
 def decode_reply(data: bytes | None) -> Reply:
     """Decode a call/auth reply envelope (precedence: error, resource, result)."""
     obj = _loads(data)
+    if _only_result(obj):
+        return Reply(obj["result"])
+    return _reply_of(obj)
+
+
+def _reply_of(obj: Any) -> Reply:
     if not isinstance(obj, dict):
         raise errors.internal_error("response is not an object")
     reply = Reply(meta=_decode_meta(obj.get("meta")))
@@ -151,7 +175,12 @@ def get_reply(data: bytes | None, err: ResError | None) -> tuple[Resource | None
 
 def result_or_raise(data: bytes | None) -> Any:
     """Decode a reply that must carry a result; a service error is raised as it is."""
-    reply = reply_or_raise(data)
+    obj = _loads(data)
+    if _only_result(obj):
+        return obj["result"]
+    reply = _reply_of(obj)
+    if reply.error is not None:
+        raise reply.error
     if reply.resource is not None:
         raise errors.internal_error("unexpected resource response")
     return reply.result
@@ -173,7 +202,10 @@ def legacy_new_rid(result: Any) -> str | None:
 def decode_access_reply(data: bytes | None) -> tuple[Access | None, ResError | None, Meta | None]:
     """Like ``decode_access`` but keeps the reply's meta also when access failed (HTTP needs it)."""
     try:
-        reply = decode_reply(data)
+        obj = _loads(data)
+        if _only_result(obj):
+            return access_from_result(obj["result"]), None, None
+        reply = _reply_of(obj)
     except ResError as exc:
         return None, exc, None
     if reply.error is not None:
@@ -223,9 +255,18 @@ def resource_from_result(result: Any) -> Resource:
     raise errors.internal_error("response has no model or collection")
 
 
+#: The only types orjson parses JSON objects and arrays into; every other value is a primitive.
+_CONTAINERS = (dict, list)
+
+
 def decode_model(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise errors.internal_error("model is not an object")
+    for v in raw.values():
+        if type(v) in _CONTAINERS:
+            break
+    else:
+        return raw  # primitives only: already proper values (``raw`` is the caller's own fresh parse)
     try:
         return {k: values.decode(v) for k, v in raw.items()}
     except values.InvalidValue as exc:
@@ -235,6 +276,11 @@ def decode_model(raw: Any) -> dict[str, Any]:
 def decode_collection(raw: Any) -> list[Any]:
     if not isinstance(raw, list):
         raise errors.internal_error("collection is not an array")
+    for v in raw:
+        if type(v) in _CONTAINERS:
+            break
+    else:
+        return raw  # primitives only, as in decode_model
     try:
         return [values.decode(v) for v in raw]
     except values.InvalidValue as exc:
@@ -309,12 +355,29 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 
 def access_payload(cid: str, token: Any, query: str, is_http: bool) -> bytes:
-    out: dict[str, Any] = {"cid": cid, "token": token}
-    if query:
-        out["query"] = query
-    if is_http:
-        out["isHttp"] = True
-    return orjson.dumps(out)
+    return access_payload_after(request_prefix(cid, token), query, is_http)
+
+
+def request_prefix(cid: str, token: Any) -> bytes:
+    """``{"cid":...,"token":...`` without the closing brace: the start of every access and call
+    request of a connection, which keeps it while its token stays the same."""
+    return orjson.dumps({"cid": cid, "token": token})[:-1]
+
+
+def _tail(query: str, is_http: bool) -> bytes:
+    if not query:
+        return b',"isHttp":true}' if is_http else b"}"
+    return b',"query":' + orjson.dumps(query) + (b',"isHttp":true}' if is_http else b"}")
+
+
+def access_payload_after(prefix: bytes, query: str, is_http: bool) -> bytes:
+    """``access_payload`` from the connection's ``request_prefix`` (same keys, same order)."""
+    return prefix + _tail(query, is_http)
+
+
+def call_payload_after(prefix: bytes, params: Any, query: str, is_http: bool) -> bytes:
+    """``call_payload`` from the connection's ``request_prefix`` (same keys, same order)."""
+    return prefix + b',"params":' + orjson.dumps(params) + _tail(query, is_http)
 
 
 def get_payload(query: str) -> bytes:

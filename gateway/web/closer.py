@@ -20,11 +20,22 @@ import contextlib
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Protocol
 
-from aiohttp import WSCloseCode, web
+from aiohttp import WSCloseCode
 
 #: Batches per second of a paced close (the drain's pacing since before shedding existed).
 _BATCHES_PER_SECOND = 20
+
+
+class ClientSocket(Protocol):
+    """An open WebSocket as the closer sees it: aiohttp's ``WebSocketResponse`` or
+    ``gateway.web.wsserver.WebSocketProtocol``."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def close(self, *, code: int = ..., message: bytes = ...) -> bool: ...
 
 
 @dataclasses.dataclass
@@ -40,7 +51,7 @@ class _Plan:
 class Closer:
     """Closes the open WebSockets of ``sockets`` (cid → socket, oldest first) beyond a target count."""
 
-    def __init__(self, sockets: dict[str, web.WebSocketResponse], on_shed: Callable[[int], None]) -> None:
+    def __init__(self, sockets: dict[str, ClientSocket], on_shed: Callable[[int], None]) -> None:
         self._sockets = sockets
         self._on_shed = on_shed
         self._plan: _Plan | None = None
@@ -48,7 +59,7 @@ class Closer:
         self._changed = asyncio.Event()
         #: Closes begun here and not finished, by socket (``ws.closed`` turns true only once the
         #: close coroutine runs, which is after the whole batch was picked when the rate is 0).
-        self._closing: dict[web.WebSocketResponse, asyncio.Future[bool]] = {}
+        self._closing: dict[ClientSocket, asyncio.Future[bool]] = {}
         #: Loop time and size of the last batch, so a replaced rate still spaces the next batch.
         self._last_at = -math.inf
         self._last_n = 0
@@ -61,7 +72,7 @@ class Closer:
         """WebSockets that are open and not being closed (what the target is compared with)."""
         return len(self._open())
 
-    def _open(self) -> list[web.WebSocketResponse]:
+    def _open(self) -> list[ClientSocket]:
         closing = self._closing
         return [ws for ws in self._sockets.values() if not ws.closed and ws not in closing]
 
@@ -145,7 +156,7 @@ class Closer:
         if self._plan is not None and self._plan.counted:
             self._plan = None
 
-    def _close(self, ws: web.WebSocketResponse) -> None:
+    def _close(self, ws: ClientSocket) -> None:
         fut = asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY, message=b"going away"))
         self._closing[ws] = fut
         fut.add_done_callback(lambda _: self._closing.pop(ws, None))

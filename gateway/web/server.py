@@ -8,10 +8,11 @@ anything else is ``system.notFound``.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from gateway import constants
 from gateway.protocol import errors
@@ -23,11 +24,32 @@ if TYPE_CHECKING:
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
+class ClientErrorsAsDebug(logging.Filter):
+    """aiohttp logs every request it cannot parse (answered with 400 and closed) as an ERROR with a
+    traceback: any client could fill the gateway's log. Such records become one-line debug messages
+    (Go's net/http, and so resgate, logs nothing for them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, http_exceptions.HttpProcessingError):
+            return True
+        if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg = f"{record.getMessage()}: {exc.code} {exc.message}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+            return True
+        return False
+
+
+_CLIENT_ERRORS_AS_DEBUG = ClientErrorsAsDebug()
+
+
 def make_server(gateway: Gateway, api_handler: Handler | None = None, **kwargs: Any) -> web.Server:
     """aiohttp's low-level server with our one routing function: the gateway needs no router,
     middlewares or application machinery on its hot HTTP path. With the API enabled, plain GET and
     HEAD requests under ``apiPath`` skip aiohttp altogether (``gateway.web.fasthttp``)."""
     config = gateway.config
+    logging.getLogger("aiohttp.server").addFilter(_CLIENT_ERRORS_AS_DEBUG)  # once: a set of filters
 
     async def route(request: web.BaseRequest) -> web.StreamResponse:
         if request.raw_path == "*":

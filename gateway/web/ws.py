@@ -1,6 +1,8 @@
-"""WebSocket front end: origin check, upgrade, read loop into a ``Connection``.
+"""WebSocket front end on aiohttp: origin check, upgrade, read loop into a ``Connection``.
 
-Called by ``gateway.web.server`` for requests on ``wsPath``. The transport stays thin: frames in
+Called by ``gateway.web.server`` for requests on ``wsPath`` that ``gateway.web.wsserver`` does not
+serve itself (compression, header auth, unusual or bad upgrades); the parts both front ends share
+(cid, connection set-up and release, request info, origin rule) live here. The transport stays thin: frames in
 go to ``Connection.handle_message``; frames out are written by a sink straight to the socket.
 """
 
@@ -11,16 +13,17 @@ import functools
 import itertools
 import logging
 import secrets
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.conn.connection import Connection
+from gateway.conn.connection import ClientSink, Connection
 from gateway.protocol import errors, http, service
 from gateway.protocol.service import RequestInfo
 from gateway.telemetry import tracing
 from gateway.web import meta
+from gateway.web.closer import ClientSocket
 from gateway.web.sink import CompressingSink, TransportSink
 from gateway.web.wsreader import DirectWebSocketResponse
 
@@ -76,6 +79,46 @@ def request_info(request: RequestLike) -> RequestInfo:
     return RequestInfo(header=header, host=request.host, remote_addr=remote, uri=request.raw_path)
 
 
+def open_connection(gateway: Gateway, request: RequestLike, sink: ClientSink) -> tuple[Connection, Any]:
+    """A new client connection for an upgrade request (cid, NATS subscription to its ``conn.<cid>.*``
+    events, limits, trace parent) and its subscription handle; both WebSocket front ends call this."""
+    config = gateway.config
+    cid = new_cid()
+    handle_sub = gateway.mq.subscribe("conn." + cid + ".*")
+    conn = Connection(
+        cid=cid,
+        cache=gateway.cache,
+        mq=gateway.mq,
+        sink=sink,
+        reference_throttle=config.reference_throttle,
+        info=functools.partial(request_info, request),
+        count_request=gateway.metrics.ws_request,
+        max_subscriptions=config.ws_max_subscriptions,
+        max_pending=config.ws_max_pending_requests,
+    )
+    if tracing.enabled:
+        conn.trace_parent = tracing.extract(request.headers)
+    gateway.connections[cid] = conn
+    return conn, handle_sub
+
+
+def register(gateway: Gateway, conn: Connection, socket: ClientSocket) -> None:
+    """Count an upgraded connection and make it known to the closer (drain, shedding)."""
+    gateway.sockets[conn.cid] = socket
+    gateway.metrics.ws_current.inc()
+    gateway.metrics.ws_total.inc()
+
+
+def release(gateway: Gateway, conn: Connection, handle_sub: Any, *, registered: bool) -> None:
+    """Forget a connection that ended (or was refused before the upgrade: not ``registered``)."""
+    if registered:
+        gateway.metrics.ws_current.dec()
+        gateway.sockets.pop(conn.cid, None)
+    gateway.connections.pop(conn.cid, None)
+    conn.close()
+    gateway.mq.unsubscribe(handle_sub)
+
+
 async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamResponse:
     """Serve one WebSocket client from upgrade to close."""
     config = gateway.config
@@ -86,28 +129,12 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
     )
     if not ws.can_prepare(request).ok:
         return web.json_response(errors.ERR_BAD_REQUEST.to_dict(), status=400)
-    cid = new_cid()
-    handle_sub = gateway.mq.subscribe("conn." + cid + ".*")
-    conn = Connection(
-        cid=cid,
-        cache=gateway.cache,
-        mq=gateway.mq,
-        sink=_BufferSink(),
-        reference_throttle=config.reference_throttle,
-        info=functools.partial(request_info, request),
-        count_request=gateway.metrics.ws_request,
-        max_subscriptions=config.ws_max_subscriptions,
-        max_pending=config.ws_max_pending_requests,
-    )
-    if tracing.enabled:
-        conn.trace_parent = tracing.extract(request.headers)
-    gateway.connections[cid] = conn
+    conn, handle_sub = open_connection(gateway, request, _BufferSink())
+    cid = conn.cid
     if config.ws_header_auth_parts is not None:
         refused = await _header_auth(gateway, conn, ws, config.ws_header_auth_parts)
         if refused is not None:
-            gateway.connections.pop(cid, None)
-            conn.close()
-            gateway.mq.unsubscribe(handle_sub)
+            release(gateway, conn, handle_sub, registered=False)
             return refused
     ws.on_message = conn.handle_message
     await ws.prepare(request)
@@ -124,19 +151,13 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
     if isinstance(early, _BufferSink):
         for frame in early.frames:  # answers to messages that arrived while the upgrade finished
             sink.send(frame)
-    gateway.sockets[cid] = ws
-    gateway.metrics.ws_current.inc()
-    gateway.metrics.ws_total.inc()
+    register(gateway, conn, ws)
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
                 conn.handle_message(msg.data)
     finally:
-        gateway.metrics.ws_current.dec()
-        gateway.connections.pop(cid, None)
-        gateway.sockets.pop(cid, None)
-        conn.close()
-        gateway.mq.unsubscribe(handle_sub)
+        release(gateway, conn, handle_sub, registered=True)
         if isinstance(sink, CompressingSink):
             sink.close()
     return ws

@@ -493,7 +493,7 @@ async def test_chk_84_no_responders_not_found(gateway_factory: GatewayFactory, s
     gw = await gateway_factory(request_timeout=10000)
     client = await connect(gw)
     assert service.nc is not None
-    await service.nc.close()  # nobody subscribes to auth.> any more
+    await service.leave("auth.test.model.method")  # nobody subscribes to auth.> any more
     assert_error(await client.request("auth.test.model.method", timeout=2.0), E_NOTFOUND)
 
 

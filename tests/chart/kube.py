@@ -15,15 +15,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 
-from tests.chart.helm import KUBECTL, ROOT
+from tests.chart.helm import KUBECTL
+from tests.support import k8s
 
 T = TypeVar("T")
 #: Seconds `cluster up` may take (two clusters starting at once on 2 cores take ~20 s).
@@ -31,32 +31,13 @@ CLUSTER_UP_TIMEOUT = 300
 
 
 def shared_k8s() -> Path | None:
-    """../shared/k8s next to this checkout, or next to the main worktree of a git worktree checkout."""
-    candidates = [os.environ.get("PYRESGATE_K8S_DIR", ""), str(ROOT.parent / "shared" / "k8s")]
-    common = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    if common:
-        candidates.append(str(Path(common).parent.parent / "shared" / "k8s"))
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "cluster").exists():
-            return Path(candidate)
-    return None
+    """../shared/k8s (see ``tests.support.k8s.find_k8s_dir``)."""
+    return k8s.find_k8s_dir()
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.5) -> T:
     """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
+    return cast(T, k8s.wait_until(probe, timeout=timeout, interval=interval, what=what))
 
 
 @dataclass

@@ -23,61 +23,118 @@ WS = b"/"
 
 
 def _head(*lines: str) -> bytes:
-    return "\r\n".join(lines).encode("latin-1")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-# -- parse_head --------------------------------------------------------------------------------------
+def _read(*lines: str, ws: bytes = WS) -> tuple[fasthttp.Take, fasthttp.HeadReader]:
+    reader = fasthttp.HeadReader(API, ws)
+    return reader.read(_head(*lines)), reader
+
+
+# -- HeadReader --------------------------------------------------------------------------------------
 
 
 def test_plain_get_and_head_are_taken() -> None:
-    parsed = fasthttp.parse_head(
-        _head("GET /api/test/model?q=1 HTTP/1.1", "Host: x", "Origin:  http://a.b ", "Accept: */*"), API, WS
-    )
-    assert parsed is not None
-    method, raw_path, headers, keep_alive = parsed
-    assert (method, raw_path, keep_alive) == ("GET", "/api/test/model?q=1", True)
-    assert headers.get("origin") == "http://a.b"
-    assert headers.getall("Host") == ["x"]
-    assert fasthttp.parse_head(_head("HEAD /api/a HTTP/1.1"), API, WS) is not None
-    closing = fasthttp.parse_head(_head("GET /api/a HTTP/1.1", "Connection: Close"), API, WS)
-    assert closing is not None and closing[3] is False
+    take, reader = _read("GET /api/test/model?q=1 HTTP/1.1", "Host: x", "Origin:  http://a.b ", "Accept: */*")
+    assert take is fasthttp.Take.SERVE
+    assert (reader.method, reader.target, reader.keep_alive) == ("GET", b"/api/test/model?q=1", True)
+    assert reader.headers.get("origin") == "http://a.b"
+    assert reader.headers.getall("Host") == ["x"]
+    assert _read("HEAD /api/a HTTP/1.1", "Host: x")[0] is fasthttp.Take.SERVE
+    take, reader = _read("GET /api/a HTTP/1.1", "Host: x", "Connection: Close")
+    assert take is fasthttp.Take.SERVE and reader.keep_alive is False
+
+
+def test_llhttp_decides_what_is_well_formed() -> None:
+    """Two spaces after the method are llhttp's (and so aiohttp's) to accept: the fast path reads
+    the request exactly as llhttp does."""
+    take, reader = _read("GET  /api/a HTTP/1.1", "Host: x")
+    assert (take, reader.target) == (fasthttp.Take.SERVE, b"/api/a")
+
+
+def test_one_parser_reads_consecutive_heads() -> None:
+    reader = fasthttp.HeadReader(API, WS)
+    for i in range(3):
+        assert reader.read(_head(f"GET /api/a{i} HTTP/1.1", f"Host: h{i}")) is fasthttp.Take.SERVE
+        assert (reader.target, reader.headers.getall("Host")) == (f"/api/a{i}".encode(), [f"h{i}"])
 
 
 @pytest.mark.parametrize(
     "head",
     [
-        ("POST /api/a/b HTTP/1.1", "Content-Length: 2"),
-        ("OPTIONS /api/a HTTP/1.1",),
-        ("PUT /api/a HTTP/1.1",),
-        ("get /api/a HTTP/1.1",),
+        ("POST /api/a/b HTTP/1.1", "Host: x", "Content-Length: 2"),
+        ("OPTIONS /api/a HTTP/1.1", "Host: x"),
+        ("PUT /api/a HTTP/1.1", "Host: x"),
         ("GET /api/a HTTP/1.0",),
-        ("GET /api/a HTTP/2.0",),
-        ("GET  /api/a HTTP/1.1",),
-        ("GET /api/a",),
-        ("GET / HTTP/1.1", "Upgrade: websocket", "Connection: Upgrade"),
-        ("GET /other HTTP/1.1",),
-        ("GET * HTTP/1.1",),
-        ("GET /api/a%20b HTTP/1.1",),
-        ("GET /api/a HTTP/1.1", "Content-Length: 0"),
-        ("GET /api/a HTTP/1.1", "Transfer-Encoding: chunked"),
-        ("GET /api/a HTTP/1.1", "Expect: 100-continue"),
-        ("GET /api/a HTTP/1.1", "Connection: Upgrade"),
-        ("GET /api/a HTTP/1.1", "Bad Name: x"),
-        ("GET /api/a HTTP/1.1", "NoColon"),
-        ("GET /api/a HTTP/1.1", "X: a", " folded"),
-        ("GET /api/a HTTP/1.1", "X: caf\u00e9"),
-        ("GET /api/a HTTP/1.1", "X: a\x01b"),
-        ("GET /api/\u00e9 HTTP/1.1",),
+        ("GET /api/a HTTP/1.0", "Host: x"),
+        ("GET /api/x HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade"),
+        ("GET /other HTTP/1.1", "Host: x"),
+        ("GET * HTTP/1.1", "Host: x"),
+        ("GET http://x/api/a HTTP/1.1", "Host: x"),
+        ("GET /api/a%20b HTTP/1.1", "Host: x"),
+        ("GET /api/a HTTP/1.1", "Host: x", "Content-Length: 0"),
+        ("GET /api/a HTTP/1.1", "Host: x", "Transfer-Encoding: chunked"),
+        ("GET /api/a HTTP/1.1", "Host: x", "Expect: 100-continue"),
+        ("GET /api/a HTTP/1.1", "Host: x", "Connection: Upgrade"),
+        ("GET /api/a HTTP/1.1", "Host: x", "X: caf\u00e9"),
+        ("GET /api/a HTTP/1.1", "Host: a/b"),
+        ("GET /api/a HTTP/2.0", "Host: x"),
+        ("GET /api/a", "Host: x"),
     ],
     ids=lambda h: h[-1][:30],
 )
 def test_anything_unusual_is_left_to_aiohttp(head: tuple[str, ...]) -> None:
-    assert fasthttp.parse_head(_head(*head), API, WS) is None
+    assert _read(*head)[0] is fasthttp.Take.AIOHTTP
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        ("get /api/a HTTP/1.1", "Host: x"),
+        ("GET /api/\u00e9 HTTP/1.1", "Host: x"),
+        ("GET /api/a HTTP/1.1", "Host: x", "Bad Name: x"),
+        ("GET /api/a HTTP/1.1", "Host: x", "NoColon"),
+        ("GET /api/a HTTP/1.1", "Host: x", "X: a", " folded"),
+        ("GET /api/a HTTP/1.1", "Host: x", "X: a\x01b"),
+        ("GET /api/a HTTP/1.1", "Host: x", "X: a\x00b"),
+        ("GET /api/a HTTP/1.1", "Host: x", "Content-Length: 1", "Content-Length: 2"),
+        ("POST /api/a HTTP/1.1", "Host: x", "Content-Length: 1", "Transfer-Encoding: chunked"),
+        ("GET /api/a HTTP/1.1", "Host: a", "Host: b"),
+    ],
+    ids=lambda h: h[-1][:30],
+)
+def test_malformed_heads_are_refused_as_go_does(head: tuple[str, ...]) -> None:
+    take, reader = _read(*head)
+    assert take is fasthttp.Take.REFUSE
+    assert reader.refusal == fasthttp.BAD_REQUEST
+
+
+def test_http11_without_host_is_refused_as_go_does() -> None:
+    take, reader = _read("GET /api/a HTTP/1.1", "Accept: */*")
+    assert take is fasthttp.Take.REFUSE
+    # Go's net/http (resgate), byte for byte:
+    assert reader.refusal == (
+        b"HTTP/1.1 400 Bad Request: missing required Host header\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+        b"400 Bad Request: missing required Host header"
+    )
 
 
 def test_the_websocket_path_is_left_to_aiohttp() -> None:
-    assert fasthttp.parse_head(_head("GET /api/ws HTTP/1.1"), API, b"/api/ws") is None
-    assert fasthttp.parse_head(_head("GET /api/ws?x HTTP/1.1"), API, b"/api/ws") is None
+    assert _read("GET /api/ws HTTP/1.1", "Host: x", ws=b"/api/ws")[0] is fasthttp.Take.AIOHTTP
+    assert _read("GET /api/ws?x HTTP/1.1", "Host: x", ws=b"/api/ws")[0] is fasthttp.Take.AIOHTTP
+    upgrade = ("GET /api/ws?x HTTP/1.1", "Host: x", "Upgrade: websocket", "Connection: Upgrade")
+    assert _read(*upgrade, ws=b"/api/ws")[0] is fasthttp.Take.WEBSOCKET
+    assert _read(*upgrade, ws=b"/other")[0] is fasthttp.Take.AIOHTTP
+    # Only a plain GET upgrade is a WebSocket hand-over; anything odd about it is aiohttp's to judge.
+    odd = [
+        ("POST /api/ws HTTP/1.1", *upgrade[1:]),
+        ("GET /api/ws HTTP/1.0", *upgrade[1:]),
+        (*upgrade, "Content-Length: 3"),
+        (*upgrade, "X: caf\u00e9"),
+        ("GET /api/w%73 HTTP/1.1", *upgrade[1:]),
+    ]
+    assert [_read(*head, ws=b"/api/ws")[0] for head in odd] == [fasthttp.Take.AIOHTTP] * len(odd)
 
 
 # -- encode_response ---------------------------------------------------------------------------------
@@ -251,10 +308,32 @@ async def test_big_head_goes_to_aiohttp(gateway: GatewayHandle, service: FakeSer
     assert (await resp_task).status == 200
 
 
-async def test_malformed_request_gets_aiohttps_400(gateway: GatewayHandle) -> None:
-    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nBad Header: x\r\n\r\n")
-    status, _, _ = await _read_response(reader)
-    assert status == 400
+async def test_malformed_request_gets_gos_400(gateway: GatewayHandle) -> None:
+    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n")
+    assert await asyncio.wait_for(reader.read(), 5) == fasthttp.BAD_REQUEST  # then closed
+    writer.close()
+
+
+async def test_http11_without_host_gets_gos_400(gateway: GatewayHandle, service: FakeService) -> None:
+    """As Go's net/http (resgate): status line with the reason, text body, no length, closed; the
+    pipelined request behind it is not served."""
+    reader, writer = await _raw(
+        gateway, b"GET /api/test/model HTTP/1.1\r\n\r\nGET /api/test/model HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    assert await asyncio.wait_for(reader.read(), 5) == (
+        b"HTTP/1.1 400 Bad Request: missing required Host header\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+        b"400 Bad Request: missing required Host header"
+    )
+    writer.close()
+    await asyncio.sleep(0.05)
+    assert not service.pending()
+
+
+async def test_bare_lf_head_is_refused_without_waiting(gateway: GatewayHandle) -> None:
+    """A head with bare LF line ends has no CRLF CRLF to wait for: it is refused at once."""
+    reader, writer = await _raw(gateway, b"GET /api/test/model HTTP/1.1\nHost: x\n\n")
+    assert await asyncio.wait_for(reader.read(), 5) == fasthttp.BAD_REQUEST
     writer.close()
 
 
@@ -351,13 +430,15 @@ async def test_fuzzed_http_requests_never_break_the_gateway(
 
 
 async def test_long_pipeline_pauses_reading_and_loses_nothing(
-    gateway: GatewayHandle, service: FakeService, monkeypatch: pytest.MonkeyPatch
+    gateway_factory: Any, service: FakeService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """More pipelined requests than the input buffer holds: reading pauses and resumes, and every
-    request is answered, in order."""
+    request is answered, in order. (The service answers 238 requests one by one: a generous request
+    timeout keeps a loaded machine from turning one into system.timeout.)"""
+    gateway = await gateway_factory(request_timeout=5000)
     monkeypatch.setattr(fasthttp, "MAX_BUFFER", 1024)
     n = 120
-    requests = [b"GET /api/test/pipe%d HTTP/1.1\r\n\r\n" % i for i in range(n)]
+    requests = [b"GET /api/test/pipe%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(n)]
     reader, writer = await _raw(gateway, requests[0])
     first = await service.requests(2)  # the first request is being answered: the rest must wait
     writer.write(b"".join(requests[1:]))

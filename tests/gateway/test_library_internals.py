@@ -10,6 +10,8 @@ import asyncio
 
 import nats
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.web import wsreader
 from tests.support.natsserver import NatsServer
@@ -111,3 +113,22 @@ async def test_nats_messages_are_dispatched_in_wire_order(nats_server: NatsServe
     assert seen == expected
     await pub.close()
     await mq.close()
+
+
+@given(
+    st.text(alphabet=st.sampled_from(list("ab.*> \t\r\n\x0b\x0c\u00e9_")), max_size=10) | st.text(max_size=8)
+)
+def test_subscription_subject_rule_is_nats_pys(subject: str) -> None:
+    """natsclient checks SUB subjects with its own regular expression before writing them itself;
+    it must accept exactly what nats-py's ``subscribe()`` accepts."""
+    from nats.aio.client import _validate_subject
+    from nats.errors import BadSubjectError
+
+    from gateway.mq.natsclient import _valid_subscription
+
+    try:
+        _validate_subject(subject, strict=True)
+        accepted = True
+    except BadSubjectError:
+        accepted = False
+    assert _valid_subscription(subject) == accepted

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support import k8s
+
 ROOT = Path(__file__).resolve().parents[2]
 #: The shared/k8s tool (its `cluster podman` wrapper), beside the repository unless PYRESGATE_K8S_DIR says.
-K8S_DIR = Path(os.environ.get("PYRESGATE_K8S_DIR") or ROOT.parent / "shared" / "k8s")
+K8S_DIR = k8s.K8S_DIR
 IMAGE = os.environ.get("PYRESGATE_IMAGE", "localhost/pyresgate:dev")
 #: Name prefix of this run's containers.
 PREFIX = f"pyresgate-imgtest-{os.getpid()}-"

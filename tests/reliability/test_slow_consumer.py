@@ -163,33 +163,81 @@ PIPELINED = 300
 BIG = "x" * 100_000
 
 
-@pytest.mark.parametrize("path", ["fast", "aiohttp"])
-async def test_http_client_that_pipelines_without_reading_holds_at_most_a_response(
-    nats_node: NatsNode, start_gateway: GatewayStarter, path: str
+async def _pipeline_without_reading(stalled: RawWS, one: bytes) -> int:
+    """Send PIPELINED requests, stopping when the gateway stops reading or drops the connection."""
+    sent = 0
+    with contextlib.suppress(TimeoutError, OSError):  # sending blocks, or the socket was aborted
+        for _ in range(PIPELINED):
+            await asyncio.wait_for(stalled.send_raw(one), 1.0)
+            sent += 1
+    return sent
+
+
+async def test_http_client_that_pipelines_without_reading_is_a_slow_consumer(
+    nats_node: NatsNode, start_gateway: GatewayStarter
 ) -> None:
-    """GETs (the fast path) or POSTs (aiohttp's path) pipelined by a client that never reads: the
-    gateway stops reading from it while the responses are unread, so what it holds stays near one
-    response, not PIPELINED of them; other clients are served meanwhile."""
-    async with ModelService(nats_node.url, {"test.big": {"blob": BIG}}) as svc:
-        svc.call_result = {"blob": BIG}
+    """Fast path: pipelined GETs whose ~100 KB answers are never read. The gateway keeps answering
+    until the unread output passes clientOutboxLimit (1 MiB) plus the largest answer, then aborts
+    the connection: metric +1, a log line with the client's address; other clients are served
+    throughout and memory stays flat."""
+    async with ModelService(nats_node.url, {"test.big": {"blob": BIG}}):
         gw = await start_gateway(nats_node.url)
-        if path == "fast":
-            one = b"GET /api/test/big HTTP/1.1\r\nHost: x\r\n\r\n"
-        else:
-            one = b"POST /api/test/big/method HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        one = b"GET /api/test/big HTTP/1.1\r\nHost: x\r\n\r\n"
         stalled = await RawWS.connect_raw(gw.port)
+        port = stalled.sock.getsockname()[1]
         try:
             await stalled.send_raw(one)  # warm up: the resource is cached, one response unread
             await asyncio.sleep(0.3)
             baseline = rss_bytes(gw.pid)
-            sent = 0
-            with contextlib.suppress(TimeoutError):  # the gateway stops reading: sending blocks
-                for _ in range(PIPELINED):
-                    await asyncio.wait_for(stalled.send_raw(one), 1.0)
-                    sent += 1
+            sent = await _pipeline_without_reading(stalled, one)
+            async with asyncio.timeout(10):
+                while "Slow consumer" not in gw.log(200_000):
+                    await asyncio.sleep(0.1)
+            growth = rss_bytes(gw.pid) - baseline
+            client = await WSClient.connect(gw.ws_url)
+            try:
+                resp = await client.request("get.test.big", timeout=3)
+                assert resp["result"]["models"]["test.big"]["blob"] == BIG
+            finally:
+                await client.close()
+            assert await stalled.closed_by_peer(5), "the stalled HTTP client was not disconnected"
+            log = gw.log(200_000)
+            line = next(ln for ln in log.splitlines() if "Slow consumer" in ln)
+            print(f"HTTP fast path: {sent} pipelined requests sent, RSS {growth / 2**20:+.1f} MiB; {line}")
+            match = re.search(
+                rf"\[HTTP 127\.0\.0\.1:{port}\] Slow consumer: (\d+) bytes unread \(limit 1048576\)", line
+            )
+            assert match, line
+            assert int(match[1]) <= 1048576 + 2 * (len(BIG) + 1000)  # the limit, the largest answer, one more
+            text = await metrics(gw.admin_url)
+            assert sample(parse_metrics(text), "pyresgate_slow_consumer_disconnects_total") == 1
+            assert growth < 8 * 1024 * 1024, (
+                f"RSS grew {growth / 2**20:.1f} MiB after {sent} pipelined requests"
+            )
+        finally:
+            stalled.close()
+
+
+async def test_http_client_that_pipelines_without_reading_on_aiohttps_path_holds_one_response(
+    nats_node: NatsNode, start_gateway: GatewayStarter
+) -> None:
+    """aiohttp's path (POSTs): aiohttp writes one response at a time and waits for the socket to
+    drain before the next, so a client that never reads makes the gateway hold one response and
+    the transport's 64 KiB high-water mark, within clientOutboxLimit plus the largest response
+    (the same bound as the fast path's); it is not disconnected, as with Go's net/http."""
+    async with ModelService(nats_node.url, {"test.big": {"blob": BIG}}) as svc:
+        svc.call_result = {"blob": BIG}
+        gw = await start_gateway(nats_node.url)
+        one = b"POST /api/test/big/method HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        stalled = await RawWS.connect_raw(gw.port)
+        try:
+            await stalled.send_raw(one)
+            await asyncio.sleep(0.3)
+            baseline = rss_bytes(gw.pid)
+            sent = await _pipeline_without_reading(stalled, one)
             await asyncio.sleep(0.5)
             growth = rss_bytes(gw.pid) - baseline
-            print(f"HTTP {path}: {sent} pipelined requests sent, RSS +{growth / 2**20:.1f} MiB")
+            print(f"HTTP aiohttp path: {sent} pipelined requests sent, RSS {growth / 2**20:+.1f} MiB")
             client = await WSClient.connect(gw.ws_url)
             try:
                 resp = await client.request("get.test.big", timeout=3)

@@ -210,6 +210,28 @@ class FakeService:
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.close()
 
+    async def leave(self, probe_subject: str, timeout: float = 5.0) -> None:
+        """Close the connection and return once nats-server no longer routes ``probe_subject`` to it.
+
+        The server drops a closed client's subscriptions only when it notices the socket closed, so
+        a request published right after ``close()`` can still be routed to the dead connection (and
+        then gets no answer at all instead of the no-responders status)."""
+        await self.close()
+        probe = await nats.connect(self.nats_url, allow_reconnect=False, connect_timeout=2)
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                try:
+                    await probe.request(probe_subject, b"", timeout=0.2)
+                except nats.errors.NoRespondersError:
+                    return
+                except nats.errors.TimeoutError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(f"nats-server still routes {probe_subject} after {timeout}s")
+        finally:
+            await probe.close()
+
     async def __aenter__(self) -> Self:
         return await self.start()
 

@@ -22,11 +22,31 @@ from typing import Any, TypeVar
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The control plane tool; PYRESGATE_K8S overrides where it lives.
-K8S_DIR = Path(os.environ.get("PYRESGATE_K8S", ROOT.parent / "shared" / "k8s"))
+
+
+def find_k8s_dir() -> Path | None:
+    """``../shared/k8s``: where PYRESGATE_K8S_DIR says, beside this checkout, or beside the main
+    checkout when this one is a git worktree; None when none of them holds its ``cluster`` tool."""
+    candidates = [os.environ.get("PYRESGATE_K8S_DIR", ""), str(ROOT.parent / "shared" / "k8s")]
+    common = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if common:
+        candidates.append(str(Path(common).parent.parent / "shared" / "k8s"))
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "cluster").exists():
+            return Path(candidate)
+    return None
+
+
+#: The control plane tool (../shared/k8s/cluster; PYRESGATE_K8S_DIR overrides where it lives).
+K8S_DIR = find_k8s_dir() or ROOT.parent / "shared" / "k8s"
 CLUSTER = K8S_DIR / "cluster"
 SKIP_REASON = (
-    f"needs the Kubernetes control plane of ../shared/k8s ({CLUSTER} not found); set PYRESGATE_K8S to a "
+    f"needs the Kubernetes control plane of ../shared/k8s ({CLUSTER} not found); set PYRESGATE_K8S_DIR to a "
     "folder holding its `cluster` tool (kube-apiserver, etcd, controller-manager, scheduler, fake node)"
 )
 

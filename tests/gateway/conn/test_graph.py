@@ -73,3 +73,28 @@ def test_reachable_follows_references_and_only_held_ones_when_asked() -> None:
     assert graph.reachable(subs, [a]) == {a, b, c}
     # c is no longer reachable for the client through data it holds (b was never sent).
     assert graph.reachable(subs, [a], only_sent=True) == {a}
+
+
+def test_resource_set_of_one_resource_without_references_matches_the_walk() -> None:
+    """The single-root shortcut (a subscribe of a resource without references) gives what the
+    general walk gives: one group, the root marked held, nothing for a held, failed or loading root."""
+    soft = values.Ref({"rid": "x", "soft": True}, "x", True)
+    for data in ({"a": 1, "s": soft}, [1, soft], {}):
+        for legacy in (False, True):
+            quick = _sub("r", data=data)
+            walked = _sub("r", data=data)
+            helper = _sub("h")  # a second root sends the same resource through the general walk
+            helper.sent = True
+            groups, sent = graph.resource_set(_subs(quick), [quick], legacy=legacy)
+            expected, expected_sent = graph.resource_set(
+                _subs(walked, helper), [walked, helper], legacy=legacy
+            )
+            assert groups == expected and sent == [quick] and expected_sent == [walked] and quick.sent
+    for state in (LOADING, FAILED):
+        sub = _sub("r", state=state)
+        sub.err = errors.ERR_NOT_FOUND
+        groups, sent = graph.resource_set(_subs(sub), [sub], legacy=False)
+        assert sent == [] and not sub.sent
+        assert groups == ({"errors": {"r": errors.ERR_NOT_FOUND.to_dict()}} if state == FAILED else {})
+    held = _sub("r", sent=True)
+    assert graph.resource_set(_subs(held), [held], legacy=False) == ({}, [])

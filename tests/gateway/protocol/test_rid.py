@@ -246,3 +246,19 @@ def test_call_method_is_taken_after_the_last_dot(
 @given(action=st.sampled_from(["get", "subscribe", "unsubscribe", "new"]), name=_NAME)
 def test_rid_actions_round_trip(action: str, name: str) -> None:
     assert ridlib.parse_method(f"{action}.{name}") == ParsedMethod(action, name)
+
+
+def test_parsed_methods_are_remembered_within_a_bound() -> None:
+    """parse_method keeps what it parsed (clients repeat methods), invalid ones included, and empties
+    its memory when full rather than growing with every distinct rid."""
+    first = ridlib.parse_method("call.test.memo.set")
+    assert first == ParsedMethod("call", "test.memo", "set")
+    assert ridlib.parse_method("call.test.memo.set") is first
+    assert ridlib.parse_method("call.test.memo.bad*") is None
+    assert ridlib.parse_method("call.test.memo.bad*") is None
+    for n in range(ridlib._PARSED_MAX + 10):
+        assert ridlib.parse_method(f"get.test.memo.{n}") == ParsedMethod("get", f"test.memo.{n}")
+    assert len(ridlib._PARSED) <= ridlib._PARSED_MAX
+    long_method = "get.test." + "x" * ridlib._PARSED_MAX_LENGTH
+    assert ridlib.parse_method(long_method) == ParsedMethod("get", long_method[4:])
+    assert long_method not in ridlib._PARSED  # long methods are parsed every time, never kept
