@@ -33,6 +33,7 @@ from typing import Any
 from nats import errors as nats_errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.subscription import Subscription
+from nats.aio.transport import TcpTransport
 
 from gateway import constants
 from gateway.mq.base import MessageCallback, ReplyCallback
@@ -293,7 +294,14 @@ class NatsMQ:
                 data = nc._pending + data
                 nc._pending = []
                 nc._pending_data_size = 0
-            transport.writelines(data)
+            raw = _raw_transport(transport)
+            if raw is not None:
+                # One joined buffer: uvloop writes a single buffer with one write() on the spot,
+                # where several (writelines) take a libuv write request, a writev and a completion
+                # callback on a later turn. nats-py writes through the same transport: order holds.
+                raw.write(data[0] if len(data) == 1 else b"".join(data))
+            else:
+                transport.writelines(data)
         except Exception as exc:  # noqa: BLE001 - a broken socket surfaces through nats-py's callbacks
             log.debug("NATS write failed: %s", exc)
 
@@ -591,10 +599,17 @@ def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, 
     )
 
 
+def _raw_transport(transport: Any) -> Any:
+    """The event loop's transport under nats-py's TCP (or TLS) transport; None for its WebSocket one."""
+    if not isinstance(transport, TcpTransport):
+        return None
+    writer = transport._io_writer
+    return None if writer is None else writer.transport
+
+
 def _write_buffer_size(transport: Any) -> int:
     """Bytes queued unsent on nats-py's transport (0 when it cannot tell)."""
-    writer = getattr(transport, "_io_writer", None)
-    raw = getattr(writer, "transport", None)
+    raw = _raw_transport(transport)
     try:
         return int(raw.get_write_buffer_size()) if raw is not None else 0
     except Exception:  # noqa: BLE001 - a closing transport
