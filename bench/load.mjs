@@ -60,6 +60,22 @@ function procCpuSec(pid) {
   return treePids(pid).reduce((sum, p) => sum + oneCpuSec(p), 0);
 }
 
+// read and write system calls (syscr + syscw of /proc/<pid>/io) of a process and its descendants:
+// sockets included, epoll not. null when /proc does not tell (another user's process).
+function procRwSyscalls(pid) {
+  if (!pid) return null;
+  let sum = 0;
+  for (const p of treePids(pid)) {
+    try {
+      const io = fs.readFileSync(`/proc/${p}/io`, 'latin1');
+      sum += Number(/syscr: (\d+)/.exec(io)[1]) + Number(/syscw: (\d+)/.exec(io)[1]);
+    } catch {
+      return null;
+    }
+  }
+  return sum;
+}
+
 // System-wide busy CPU seconds (all cores) from /proc/stat, to show how much CPU other processes took.
 function systemBusySec() {
   try {
@@ -91,6 +107,7 @@ class CpuMeter {
   start() {
     this.t0 = now();
     this.gw0 = procCpuSec(cfg.gwPid);
+    this.gwIo0 = procRwSyscalls(cfg.gwPid);
     this.nats0 = procCpuSec(cfg.natsPid);
     this.self0 = process.cpuUsage();
     this.sys0 = systemBusySec();
@@ -98,6 +115,7 @@ class CpuMeter {
   stop() {
     const wall = (now() - this.t0) / 1000;
     const gw1 = procCpuSec(cfg.gwPid);
+    const gwIo1 = procRwSyscalls(cfg.gwPid);
     const nats1 = procCpuSec(cfg.natsPid);
     const self = process.cpuUsage(this.self0);
     const sys1 = systemBusySec();
@@ -107,6 +125,7 @@ class CpuMeter {
       other_cpu_s: sys1 != null && this.sys0 != null ? Math.max(0, sys1 - this.sys0 - ours) : null,
       wall_s: wall,
       gw_cpu_s: gw1 != null && this.gw0 != null ? gw1 - this.gw0 : null,
+      gw_rw_syscalls: gwIo1 != null && this.gwIo0 != null ? gwIo1 - this.gwIo0 : null,
       nats_cpu_s: nats1 != null && this.nats0 != null ? nats1 - this.nats0 : null,
       loadgen_cpu_s: (self.user + self.system) / 1e6,
     };
@@ -552,6 +571,7 @@ async function scenarioCall() {
     calls_per_s: calls / m.wall_s,
     ...latStats(lat),
     gw_cpu_us_per_call: m.gw_cpu_s != null ? (m.gw_cpu_s * 1e6) / calls : null,
+    gw_rw_syscalls_per_call: m.gw_rw_syscalls != null ? m.gw_rw_syscalls / calls : null,
     loadgen_cpu_us_per_call: (m.loadgen_cpu_s * 1e6) / calls,
   };
 }

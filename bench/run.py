@@ -537,6 +537,7 @@ SPECS: dict[str, tuple[str, Callable[..., dict[str, Any]], list[Metric]]] = {
             ("p50_ms", "round trip p50 (ms)", "{:.2f}"),
             ("p99_ms", "round trip p99 (ms)", "{:.2f}"),
             ("gw_cpu_us_per_call", "gateway CPU µs / call", "{:.1f}"),
+            ("gw_rw_syscalls_per_call", "gateway read+write syscalls / call", "{:.2f}"),
             ("loadgen_cpu_us_per_call", "load generator CPU µs / call", "{:.1f}"),
             ("calls", "calls", "{:,.0f}"),
         ],
@@ -1137,7 +1138,7 @@ def side_by_side_report(args: argparse.Namespace, side: dict[str, dict[str, Any]
     for name in side[first]:
         base = WORKER_VARIANTS.get(name, (name, []))[0]
         specs = SPECS[base][2]
-        metrics = specs[:1] + [m for m in specs[1:] if "_cpu_us_per_" in m[0]]
+        metrics = specs[:1] + [m for m in specs[1:] if "_cpu_us_per_" in m[0] or "_syscalls_per_" in m[0]]
         metrics += [m for m in COMMON if m[0] in ("gw_cores", "loadgen_cores", "other_cores", "load1")]
         for key, label, f in metrics:
             cells, meds = [], []
