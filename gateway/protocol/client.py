@@ -95,6 +95,8 @@ MAX_PARAMS_DEPTH = 250
 def too_deep(data: bytes | str, value: Any, limit: int = MAX_PARAMS_DEPTH) -> bool:
     """Whether ``value`` (parsed from the JSON text ``data``) nests deeper than ``limit``. Cheap for
     ordinary messages: the structure is only walked when ``data`` has that many brackets at all."""
+    if len(data) < limit:  # fewer characters than that many brackets (every request of B3)
+        return False
     if isinstance(data, str):
         brackets = data.count("[") + data.count("{")
     else:
