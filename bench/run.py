@@ -821,6 +821,7 @@ def write_report(
         + (" --quick" if args.quick else "")
         + (f" --only {args.only}" if args.only else "")
         + (f" --runs {args.runs}" if args.runs_given else "")
+        + "".join(f" --compare {spec.partition('=')[0]}=..." for spec in args.compare)
         + f"` in {time.monotonic() - started:.0f} s. "
         + (
             "**Quick mode: one run per scenario, so the spread column shows that single run.** "
@@ -845,8 +846,9 @@ def write_report(
         "is one asyncio thread, so 1.0 core is its ceiling; when the load generator and other processes "
         "on the machine leave it less (see the CPU use rows), throughput and latency are worse than the "
         "gateway can do, and the gateway's CPU µs per operation is the fairer comparison with resgate. "
-        "The resgate 1.8.0 figures are the reference figures quoted in the performance issue (measured "
-        "elsewhere, Go using every core), not runs on this machine."
+        "The resgate 1.8.0 column of the per-scenario tables holds the reference figures quoted in the "
+        "performance issue (measured elsewhere, Go using every core); runs of other gateways on this "
+        "machine, when `--compare` named any, are in the side-by-side table at the end."
     )
     L.append("")
     L.append("## Machine")
