@@ -14,19 +14,14 @@ are those among them aiohttp's llhttp would have read: a newer llhttp is stricte
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.web.fasthttp import HeadReader, Take
-
-_http_parser = pytest.importorskip(
-    "aiohttp._http_parser", reason="aiohttp built without its C (llhttp) parser"
-)
+from tests.reliability import llhttp
 
 API, WS = b"/api/", b"/ws"
 SECOND = b"GET /api/second HTTP/1.1\r\nHost: s\r\n\r\n"
@@ -106,34 +101,21 @@ class _NoHost(Exception):
     """aiohttp's own check (after llhttp framed the request) that HTTP/1.1 has a Host header."""
 
 
-class _Protocol:
-    """What the parser needs of a protocol for messages without a body: nothing."""
-
-
 def _llhttp(stream: bytes) -> Iterator[tuple[bytes, bytes, list[tuple[bytes, bytes]], bool]] | None:
     """(method, target, raw headers, should_close) of each complete message llhttp reads, or None
     when it refuses the stream."""
-    loop = asyncio.new_event_loop()
     try:
-        parser = _http_parser.HttpRequestParser(
-            _Protocol(), loop, 2**16, max_line_size=1 << 20, max_field_size=1 << 20
-        )
-        try:
-            messages, upgraded, _tail = parser.feed_data(stream)
-        except Exception as exc:  # noqa: BLE001 - llhttp's refusal (BadHttpMessage and kin)
-            if "Missing 'Host' header" in str(exc):
-                raise _NoHost from None
-            return None
-        out = []
-        for msg, payload in messages:
-            assert type(payload).__name__ == "EmptyStreamReader", f"llhttp sees a body: {stream!r}"
-            out.append(
-                (msg.method.encode(), msg.path.encode(), list(msg.raw_headers), bool(msg.should_close))
-            )
-        assert not upgraded or len(out) == 1
-        return iter(out)
-    finally:
-        loop.close()
+        messages, upgraded = llhttp.read_messages(stream)
+    except llhttp.HttpProcessingError as exc:
+        if "Missing 'Host' header" in str(exc):
+            raise _NoHost from None
+        return None
+    out = []
+    for msg, payload in messages:
+        assert type(payload).__name__ == "EmptyStreamReader", f"llhttp sees a body: {stream!r}"
+        out.append((msg.method.encode(), msg.path.encode(), list(msg.raw_headers), bool(msg.should_close)))
+    assert not upgraded or len(out) == 1
+    return iter(out)
 
 
 def test_whatever_the_fast_path_takes_llhttp_reads_the_same_way() -> None:
