@@ -78,6 +78,7 @@ tests/telemetry/test_lean_export.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -696,15 +697,22 @@ def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
     return run
 
 
-def _run_in(scope: _Scope, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
-    """Run ``callback(a, b)`` as part of ``scope``, then release the hold the caller took on it
-    (``scope.pending``); the scope's span ends when nothing of it is pending any more."""
+def _call_in(scope: _Scope, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
+    """Run ``callback(a, b)`` as part of ``scope`` (the active scope meanwhile)."""
     global _active
     previous, _active = _active, scope
     try:
         callback(a, b)
     finally:
         _active = previous
+
+
+def _run_in(scope: _Scope, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
+    """Run ``callback(a, b)`` as part of ``scope``, then release the hold the caller took on it
+    (``scope.pending``); the scope's span ends when nothing of it is pending any more."""
+    try:
+        _call_in(scope, callback, a, b)
+    finally:
         scope.release()
 
 
@@ -789,15 +797,7 @@ def nats_request(
         if headers:
             carrier = {**headers, **carrier}
 
-        def in_scope(data: bytes | None, err: ResError | None) -> None:
-            global _active
-            previous, _active = _active, scope
-            try:
-                callback(data, err)
-            finally:
-                _active = previous
-
-        return in_scope, carrier
+        return functools.partial(_call_in, scope, callback), carrier
     scope.pending += 1
 
     def done(data: bytes | None, err: ResError | None) -> None:
@@ -838,16 +838,11 @@ def _unscoped_nats_request(
     carrier = scope.trace_headers(headers)
 
     def done(data: bytes | None, err: ResError | None) -> None:
-        global _active
         if type(span) is LeanSpan:
             if err is not None:
                 _nats_failure(span, err)
             span.end()
-        previous, _active = _active, scope
-        try:
-            callback(data, err)
-        finally:
-            _active = previous
+        _call_in(scope, callback, data, err)
 
     return done, carrier
 
