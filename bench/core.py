@@ -75,10 +75,14 @@ def answer(commands: list[bytes]) -> bytes:
     """The service: a MSG reply for every PUB with a reply subject (SUB/UNSUB are ignored)."""
     out = []
     for cmd in commands:
-        if not cmd.startswith(b"PUB "):
+        if cmd.startswith(b"PUB "):
+            head, _, _ = cmd.partition(b"\r\n")
+            _, subject, reply, _ = head.split(b" ")
+        elif cmd.startswith(b"HPUB "):  # with tracing on: trace headers, which the service ignores
+            head, _, _ = cmd.partition(b"\r\n")
+            _, subject, reply, _, _ = head.split(b" ")
+        else:
             continue
-        head, _, _ = cmd.partition(b"\r\n")
-        _, subject, reply, _ = head.split(b" ")
         if subject.startswith(b"access."):
             data = REPLY_ACCESS
         elif subject.startswith(b"get."):
@@ -197,7 +201,9 @@ async def call_round(h: Harness, conns: list[tuple[Connection, Sink]], calls: in
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     h = Harness()
-    rounds = [await subscribe_round(h, r, args.subs) for r in range(args.rounds)]
+    # (with tracing on, a subscription finishes in a task, which the phases below do not wait for)
+    traced = args.tracing != "off"
+    rounds = [] if traced else [await subscribe_round(h, r, args.subs) for r in range(args.rounds)]
     conns = [h.connection(10**9 + i) for i in range(50)]
     for conn, _ in conns:
         conn.handle_message(b'{"id":1,"method":"version","params":{"protocol":"1.2.3"}}')
@@ -211,13 +217,38 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         before = h.service_s
         call_times.append(await call_round(h, conns, args.calls))
         call_service.append(h.service_s - before)
-    per_sub = [sum(r.values()) * 1e6 / args.subs for r in rounds]
     per_call = [(t - s) * 1e6 / args.calls for t, s in zip(call_times, call_service, strict=True)]
-    return {
-        "subscribe": {"min": min(per_sub), "median": statistics.median(per_sub)},
-        "subscribe phases (min)": {p: min(r[p] for r in rounds) * 1e6 / args.subs for p in PHASES},
-        "call": {"min": min(per_call), "median": statistics.median(per_call)},
+    result: dict[str, Any] = {}
+    if rounds:
+        per_sub = [sum(r.values()) * 1e6 / args.subs for r in rounds]
+        result["subscribe"] = {"min": min(per_sub), "median": statistics.median(per_sub)}
+        result["subscribe phases (min)"] = {p: min(r[p] for r in rounds) * 1e6 / args.subs for p in PHASES}
+    result["call"] = {"min": min(per_call), "median": statistics.median(per_call)}
+    return result
+
+
+def _trace(sampler: str) -> None:
+    """Tracing on, as B7 runs it: OTLP/HTTP export (encoded in its thread, whose CPU time counts
+    here too) to a client that drops the bytes, and the sampler ``sampler``."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import sampling
+
+    from gateway.telemetry import tracing
+
+    class Dropping:
+        def export(self, data: bytes) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            pass
+
+    exporter = OTLPSpanExporter(endpoint="http://127.0.0.1:9/v1/traces")
+    exporter._client = Dropping()  # type: ignore[assignment]
+    samplers = {
+        "always_on": sampling.ALWAYS_ON,
+        "ratio": sampling.ParentBased(sampling.TraceIdRatioBased(0.01)),
     }
+    tracing.setup(exporter=exporter, sampler=samplers[sampler])
 
 
 def main() -> int:
@@ -225,7 +256,15 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--subs", type=int, default=2000, help="subscriptions per round (multiple of 5)")
     ap.add_argument("--calls", type=int, default=2000, help="calls per round (multiple of 50)")
+    ap.add_argument(
+        "--tracing",
+        choices=("off", "ratio", "always_on"),
+        default="off",
+        help="tracing as B7 runs it: off, 1 %% parent-based head sampling (ratio), or always_on",
+    )
     args = ap.parse_args()
+    if args.tracing != "off":
+        _trace(args.tracing)
     return cli._run_loop(_report(args))  # on uvloop, with the garbage collector tuned as pyresgate runs
 
 

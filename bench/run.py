@@ -1230,7 +1230,7 @@ def main() -> int:
     side: dict[str, dict[str, Any]] = {}
     if args.compare:
         side = run_interleaved(args, [n for n in wanted if n != "B7"], logdir)
-        results = side[args.label]
+        results = dict(side[args.label])  # (a copy: B7 is not a side-by-side scenario)
     else:
         for name in wanted:
             if name == "B7":
