@@ -225,8 +225,9 @@ class NatsMQ:
         timeout: float | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        sent: dict[str, str] | bytes | None = headers  # (with tracing: a header block, perhaps)
         if tracing.enabled:
-            callback, headers = tracing.nats_request(subject, callback, headers)
+            callback, sent = tracing.nats_request(subject, callback, headers)
         self._next_token += 1
         token = b"%x" % self._next_token  # the request's number in hex: its reply subject's last token
         reply = self._inbox_prefix_b + token
@@ -245,7 +246,7 @@ class NatsMQ:
         self._pending[token] = _Pending(callback, deadline, subject, now)
         self._deadlines.set(token, deadline)
         # _queue, inlined (twice per subscription, once per call)
-        self._outgoing.append(("pub", subject, payload, reply, headers, token))
+        self._outgoing.append(("pub", subject, payload, reply, sent, token))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush_soon)
@@ -379,7 +380,10 @@ class NatsMQ:
     async def _send_op(self, op: tuple[Any, ...]) -> None:
         kind = op[0]
         if kind == "pub":
-            await self._nc.publish(op[1], op[2], reply=op[3].decode(), headers=op[4])
+            headers = op[4]
+            if isinstance(headers, bytes):
+                headers = _header_dict(headers)
+            await self._nc.publish(op[1], op[2], reply=op[3].decode(), headers=headers)
         elif kind == "sub":
             self._subs[op[2]] = await self._raw_subscribe(op[1])
         else:
@@ -576,11 +580,14 @@ def _unsubscribe_now(sub: Subscription) -> bytes:
     return b"UNSUB %d\r\n" % sub._id
 
 
-def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, str] | None) -> bytes:
-    """One PUB (or HPUB, with headers) command as the NATS protocol spells it."""
+def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, str] | bytes | None) -> bytes:
+    """One PUB (or HPUB, with headers: a dict, or bytes that are the header block already) command
+    as the NATS protocol spells it."""
     if not headers:
         return b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply, len(payload), payload)
-    if len(headers) == 1:  # a traceparent alone, the usual case with tracing on: half the cost
+    if isinstance(headers, bytes):  # made by gateway.telemetry.tracing for a sampled-out request
+        head = headers
+    elif len(headers) == 1:  # a traceparent alone, the usual case with tracing on: half the cost
         [(key, value)] = headers.items()
         head = b"NATS/1.0\r\n%s: %s\r\n\r\n" % (key.encode(), value.encode())
     else:
@@ -597,6 +604,12 @@ def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, 
         head,
         payload,
     )
+
+
+def _header_dict(block: bytes) -> dict[str, str]:
+    """The headers of a header block ``_pub_command`` writes as it is, for nats-py's ``publish``."""
+    lines = block.decode("ascii").split("\r\n")[1:]  # (after NATS/1.0)
+    return dict(line.split(": ", 1) for line in lines if line)
 
 
 def _raw_transport(transport: Any) -> Any:

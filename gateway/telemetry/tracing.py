@@ -78,6 +78,7 @@ tests/telemetry/test_lean_export.py.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import functools
 import logging
 import os
@@ -173,6 +174,7 @@ _active: _Scope | None = None
 #: Scopes of the tasks requests spawned (a task's code runs when ``_active`` is None).
 _task_scopes: dict[asyncio.Task[Any], _Scope] = {}
 _current_task = asyncio.current_task
+_hexlify = binascii.hexlify
 _getrandbits = random.getrandbits
 _time_ns = time.time_ns
 
@@ -618,11 +620,13 @@ class _Scope:
 class _Unsampled(_Scope):
     """The scope of a root the sampler left out, and its unrecorded span, in one object made with as
     little work as possible (the most common scope with head sampling): ``bits`` holds the span id
-    (top 64 bits) and the trace id (low 128 bits), whose low 64 bits the sampler decided on. Made
-    in ``ws_request`` without an ``__init__``."""
+    (top 64 bits) and the trace id (low 128 bits), whose low 64 bits the sampler decided on;
+    ``block``: its NATS header block once made (``nats_headers``). Made in ``ws_request`` without an
+    ``__init__``."""
 
-    __slots__ = ("bits",)
+    __slots__ = ("bits", "block")
     bits: int
+    block: bytes | dict[str, str] | None
     remote = False
     recording = False  # (class attributes: never assigned on these scopes)
     carry = None
@@ -645,16 +649,29 @@ class _Unsampled(_Scope):
         return leanspan.span_context(self.trace_id, self.span_id, RANDOM_TRACE_ID, None)
 
     def trace_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
-        carrier = self._headers
-        if carrier is None:
+        bits = self.bits
+        if _w3c and bits >> 128 and bits & _MASK128:
+            ids = bits.to_bytes(24, "big").hex()
+            carrier = {"traceparent": f"00-{ids[16:]}-{ids[:16]}-02"}
+        else:
+            carrier = _headers_of(self, None)  # type: ignore[arg-type]
+        return {**headers, **carrier} if headers else carrier
+
+    def nats_headers(self) -> bytes | dict[str, str]:
+        """The trace headers of the NATS requests made in this scope. With W3C propagation (the
+        usual case) ``traceparent`` alone, written straight as the header block of NATS's HPUB
+        command (``gateway.mq.natsclient`` sends it as it is): one format step instead of a dict
+        that is taken apart and encoded again for every request."""
+        block = self.block
+        if block is None:
             bits = self.bits
             if _w3c and bits >> 128 and bits & _MASK128:
-                ids = bits.to_bytes(24, "big").hex()
-                carrier = {"traceparent": f"00-{ids[16:]}-{ids[:16]}-02"}
+                ids = _hexlify(bits.to_bytes(24, "big"))
+                block = b"NATS/1.0\r\ntraceparent: 00-%s-%s-02\r\n\r\n" % (ids[16:], ids[:16])
             else:
-                carrier = _headers_of(self, None)  # type: ignore[arg-type]
-            self._headers = carrier
-        return {**headers, **carrier} if headers else carrier
+                block = self.trace_headers(None)
+            self.block = block
+        return block
 
 
 def _carry(parent: Remote | None) -> Any:
@@ -737,7 +754,7 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
         unsampled = _Unsampled.__new__(_Unsampled)  # (no __init__ frame: nearly every request comes here)
         unsampled.bits = bits
         unsampled.pending = 1
-        unsampled._headers = None
+        unsampled.block = None
         previous, _active = _active, unsampled
         try:
             dispatch(req, parsed)
@@ -767,8 +784,9 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
 
 def nats_request(
     subject: str, callback: ReplyCallback, headers: dict[str, str] | None
-) -> tuple[ReplyCallback, dict[str, str]]:
-    """Start a CLIENT span for a NATS request: (callback that ends it, headers with the trace).
+) -> tuple[ReplyCallback, dict[str, str] | bytes]:
+    """Start a CLIENT span for a NATS request: (callback that ends it, headers with the trace: a
+    dict, or bytes that are already the NATS header block).
 
     In a sampled-out scope the request gets no span, only the scope's trace headers (sampled flag
     off), so services sampling by their parent drop it too."""
@@ -793,10 +811,12 @@ def nats_request(
         if type(child) is LeanSpan:
             span = child
     else:  # a sampled-out scope: its trace headers, and the reply handled in it
-        carrier = scope._headers or scope.trace_headers(None)  # (computed once per scope)
         if headers:
-            carrier = {**headers, **carrier}
-
+            carrier = scope.trace_headers(headers)
+        elif type(scope) is _Unsampled:  # (nearly every request with head sampling)
+            return functools.partial(_call_in, scope, callback), scope.nats_headers()
+        else:
+            carrier = scope._headers or scope.trace_headers(None)  # (computed once per scope)
         return functools.partial(_call_in, scope, callback), carrier
     scope.pending += 1
 

@@ -6,6 +6,7 @@ import asyncio
 
 import nats
 
+from gateway.mq import natsclient
 from gateway.mq.natsclient import LeanSubscription, NatsMQ
 from gateway.protocol import errors
 from gateway.protocol.errors import ResError
@@ -86,3 +87,15 @@ async def _next_turn(mq: NatsMQ) -> None:
     has processed it."""
     await asyncio.sleep(0)
     await mq._nc.flush()
+
+
+def test_a_header_block_is_sent_as_it_is_and_read_back_for_the_task_path() -> None:
+    """Tracing hands a sampled-out request's ``traceparent`` over as a ready NATS header block: the
+    HPUB command is the one the same headers as a dict make, and nats-py's own ``publish`` (the
+    task path) gets them back as a dict."""
+    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-02"}
+    block = b"NATS/1.0\r\ntraceparent: %s\r\n\r\n" % headers["traceparent"].encode()
+    as_dict = natsclient._pub_command("call.a.b.m", b"_INBOX.x.1", b"{}", headers)
+    assert natsclient._pub_command("call.a.b.m", b"_INBOX.x.1", b"{}", block) == as_dict
+    assert as_dict.startswith(b"HPUB call.a.b.m _INBOX.x.1 %d %d\r\n" % (len(block), len(block) + 2))
+    assert natsclient._header_dict(block) == headers
