@@ -18,8 +18,8 @@ GRANULARITY = 0.01
 
 
 class Deadlines:
-    """Calls ``on_expired(token, deadline)`` once each deadline set with ``set`` has passed; the
-    owner ignores tokens that are no longer pending or whose deadline was moved since."""
+    """Calls ``on_expired(token, deadline)`` once each deadline set with ``set`` has passed, for
+    tokens still in ``live``; the owner ignores tokens whose deadline was moved since."""
 
     def __init__(
         self,
@@ -63,10 +63,12 @@ class Deadlines:
         self._timer = None
         self._armed_at = float("inf")
         heap = self._heap
+        live = self._live
         now = self._loop.time()
         while heap and heap[0][0] <= now:
             deadline, token = heapq.heappop(heap)
-            self._on_expired(token, deadline)
+            if token in live:  # (nearly every entry is of a request answered long ago: no call)
+                self._on_expired(token, deadline)
         if heap:
             self._arm(max(heap[0][0], now + self._granularity))
 

@@ -58,3 +58,16 @@ async def test_close_stops_the_timer() -> None:
     d.close()
     await asyncio.sleep(0.03)
     assert fired == []
+
+
+async def test_entries_of_answered_requests_expire_without_a_call() -> None:
+    loop = asyncio.get_running_loop()
+    live: dict[bytes, object] = {b"open": None}
+    fired: list[bytes] = []
+    d = Deadlines(loop, lambda token, deadline: fired.append(token), live)
+    d.set(b"answered", loop.time() + 0.01)
+    d.set(b"open", loop.time() + 0.01)
+    await asyncio.sleep(0.05)
+    assert fired == [b"open"]
+    assert len(d) == 0
+    d.close()
