@@ -207,8 +207,10 @@ class HeadReader:
         if self._odd or not self._complete:  # a body follows (or llhttp read the head differently)
             return Take.AIOHTTP
         if self._upgrade:
-            # A well-formed GET upgrade on wsPath (aiohttp checks the WebSocket headers themselves).
-            return Take.WEBSOCKET if path == self._ws_path and self.method == "GET" else Take.AIOHTTP
+            # A GET upgrade on wsPath whose request line is exactly as written here (llhttp also takes
+            # runs of spaces; those stay aiohttp's); gateway.web.wshandshake checks its headers.
+            plain = path == self._ws_path and head.startswith(b"GET %s HTTP/1.1\r\n" % self.target)
+            return Take.WEBSOCKET if plain else Take.AIOHTTP
         if (
             self.method not in ("GET", "HEAD")
             or not self.target.startswith(self._api_path)
