@@ -12,11 +12,14 @@ what happens to the request (``Take``):
   and its response is written straight to the socket;
 - ``REFUSE``: a head llhttp refuses, or an HTTP/1.1 request without ``Host`` or with two, gets the
   400 response Go's net/http (resgate) sends, byte for byte, and the connection is closed;
-- ``WEBSOCKET``: a well-formed HTTP/1.1 GET upgrade on ``wsPath`` (``FrontProtocol._hand_over_websocket``),
-  and ``AIOHTTP``: anything else (POST and other
-  methods, other paths, HTTP/1.0, bodies, odd headers, heads longer than ``MAX_HEAD``): the
-  connection is handed to aiohttp for good. aiohttp's protocol gets the transport and the bytes
-  of that request and of everything after it, so it sees exactly what the client sent.
+- ``WEBSOCKET``: a well-formed upgrade on ``wsPath`` whose request line is exactly
+  ``GET <target> HTTP/1.1``: ``FrontProtocol._hand_over_websocket`` gives the target and headers
+  the reader parsed to ``gateway.web.wsserver`` (the head is not read again), which serves a plain
+  upgrade and leaves the rest to aiohttp;
+- ``AIOHTTP``: anything else (POST and other methods, other paths, HTTP/1.0, bodies, odd headers,
+  heads longer than ``MAX_HEAD``): the connection is handed to aiohttp for good. aiohttp's
+  protocol gets the transport and the bytes of that request and of everything after it, so it sees
+  exactly what the client sent.
 
 Requests on one connection are answered one at a time, in order. Pipelined requests wait in the
 input buffer (reading pauses past ``MAX_BUFFER``). Unsent output is bounded by
@@ -207,8 +210,10 @@ class HeadReader:
         if self._odd or not self._complete:  # a body follows (or llhttp read the head differently)
             return Take.AIOHTTP
         if self._upgrade:
-            # A well-formed GET upgrade on wsPath (aiohttp checks the WebSocket headers themselves).
-            return Take.WEBSOCKET if path == self._ws_path and self.method == "GET" else Take.AIOHTTP
+            # A GET upgrade on wsPath whose request line is exactly as written here (llhttp also takes
+            # runs of spaces; those stay aiohttp's); gateway.web.wshandshake checks its headers.
+            plain = path == self._ws_path and head.startswith(b"GET %s HTTP/1.1\r\n" % self.target)
+            return Take.WEBSOCKET if plain else Take.AIOHTTP
         if (
             self.method not in ("GET", "HEAD")
             or not self.target.startswith(self._api_path)
@@ -400,12 +405,14 @@ class FrontProtocol(asyncio.Protocol):
         transport.close()
 
     def _hand_over_websocket(self, end: int) -> None:
-        """A WebSocket upgrade on wsPath, its head the first ``end`` bytes of the buffer:
-        ``gateway.web.wsserver`` serves a plain one; anything it does not take goes to aiohttp with
-        the exact bytes of the request."""
+        """A WebSocket upgrade on wsPath (``Take.WEBSOCKET``), its head the first ``end`` bytes of the
+        buffer: ``gateway.web.wsserver`` serves a plain one from what the reader parsed; anything it
+        does not take goes to aiohttp with the exact bytes of the request."""
         transport = self._transport
         assert transport is not None
-        websocket = wsserver.upgrade(self._server.gateway, bytes(self._buffer[:end]), transport)
+        reader = self._reader  # the head is parsed once: the handshake takes what the reader read
+        target = reader.target.decode("ascii")  # llhttp's strict URL is visible ASCII
+        websocket = wsserver.upgrade(self._server.gateway, target, reader.headers, transport)
         if websocket is not None:
             del self._buffer[: end + 4]
         self._hand_over(websocket)

@@ -1,12 +1,17 @@
-"""The WebSocket opening handshake of the common case, read from the raw request head.
+"""The WebSocket opening handshake of the common case, on the head ``HeadReader`` already parsed.
 
-Used by ``gateway.web.wsserver`` when ``gateway.web.fasthttp.FrontProtocol`` hands over a request
-it does not answer itself. ``parse_upgrade`` accepts only a plain, well-formed upgrade: ``GET`` of
-exactly ``wsPath`` over HTTP/1.1, ``Upgrade: websocket``, ``Connection`` with the ``upgrade`` token,
-``Sec-WebSocket-Version: 13`` and a key of 16 base64-encoded bytes, visible-ASCII headers, no body,
-no subprotocol, and no permessage-deflate offer while compression is on (the gateway would accept
-it). Anything else returns None and stays with aiohttp, which answers it as before (wrong version,
-bad key and the like get the same 400s; compression is negotiated there).
+Used by ``gateway.web.wsserver`` when ``gateway.web.fasthttp.HeadReader`` has found a well-formed
+upgrade on ``wsPath`` (``Take.WEBSOCKET``); the head is not read a second time. By then llhttp, in
+strict mode, has accepted it (token header names; no control characters, bare CR or LF, or
+folded lines; a visible-ASCII target), and the reader has made sure that its request line is
+exactly ``GET <target> HTTP/1.1``, that it has one ``Host``, no body or 100-continue
+(``Content-Length``, ``Transfer-Encoding``, ``Expect``, ``TE``, ``Trailer``) and only ASCII header
+values. ``accept`` checks the rest on the parsed headers: exactly one each of ``Upgrade: websocket``,
+``Connection`` with the ``upgrade`` token, ``Sec-WebSocket-Version: 13`` and a ``Sec-WebSocket-Key``
+of 16 base64-encoded bytes, at most one ``Origin``, no subprotocol, and no permessage-deflate offer
+while compression is on (the gateway would accept it). Anything else returns None and stays with
+aiohttp, which answers it as before (wrong version, bad key and the like get the same 400s;
+compression is negotiated there).
 """
 
 from __future__ import annotations
@@ -15,22 +20,14 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import re
 from dataclasses import dataclass
 
 from multidict import CIMultiDict
 
 #: RFC 6455 section 1.3: appended to the client's key before hashing.
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: A head of lines of visible ASCII, space and tab, split by CRLF (no bare CR or LF, no other bytes).
-_HEAD = re.compile(rb"[\t -~]*(?:\r\n[\t -~]*)*")
-#: Headers that make a GET something for aiohttp (a body, 100-continue, a subprotocol to negotiate).
-_HAND_OVER = frozenset(
-    ("content-length", "transfer-encoding", "expect", "te", "trailer", "sec-websocket-protocol")
-)
-#: Headers the upgrade depends on: more than one of them is left to aiohttp.
-_SINGLE = frozenset(("host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "origin"))
+#: Headers the upgrade depends on: exactly one of each, anything else is left to aiohttp.
+_ONE = ("Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version")
 
 
 @dataclass(slots=True)
@@ -67,39 +64,27 @@ def _valid_key(key: str) -> bool:
         return False
 
 
-def parse_upgrade(head: bytes, ws_path: bytes, compression: bool) -> Upgrade | None:
-    """The upgrade in a request head (without its blank line), or None to leave it to aiohttp."""
-    if _HEAD.fullmatch(head) is None:  # one pass for the characters, then plain string work
+def accept(target: str, headers: CIMultiDict[str], compression: bool) -> Upgrade | None:
+    """The upgrade of a ``Take.WEBSOCKET`` head (its target and headers as ``HeadReader`` read them),
+    or None to leave it to aiohttp. The upgrade keeps ``headers`` (the reader starts a new multidict
+    for each head) for auth requests."""
+    found = [headers.getall(name, []) for name in _ONE]
+    if any(len(values) != 1 for values in found):
         return None
-    lines = head.decode("ascii").split("\r\n")
-    parts = lines[0].split(" ")
-    target = parts[1] if len(parts) == 3 and "\t" not in parts[1] else ""
-    if parts[0] != "GET" or parts[-1] != "HTTP/1.1" or target.partition("?")[0] != ws_path.decode():
+    (upgrade,), (connection,), (key,), (version,) = found
+    if (
+        upgrade.lower() != "websocket"
+        or version != "13"
+        or "upgrade" not in [option.strip().lower() for option in connection.split(",")]
+        or not _valid_key(key)
+        or "Sec-WebSocket-Protocol" in headers
+        or len(headers.getall("Origin", ())) > 1
+        or (compression and _offers_deflate(headers))
+    ):
         return None
-    headers: CIMultiDict[str] = CIMultiDict()
-    seen: set[str] = set()
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if not sep or _TOKEN.fullmatch(name) is None:
-            return None
-        lower = name.lower()
-        if lower in _HAND_OVER:
-            return None
-        if lower in _SINGLE:
-            if lower in seen:
-                return None
-            seen.add(lower)
-        value = value.strip(" \t")
-        if compression and lower == "sec-websocket-extensions" and "permessage-deflate" in value.lower():
-            return None
-        headers.add(name, value)
-    if not _upgrade_headers(headers):
-        return None
-    return Upgrade(target, headers, accept_key(headers["Sec-WebSocket-Key"]))
+    return Upgrade(target, headers, accept_key(key))
 
 
-def _upgrade_headers(headers: CIMultiDict[str]) -> bool:
-    if headers.get("Upgrade", "").lower() != "websocket" or headers.get("Sec-WebSocket-Version") != "13":
-        return False
-    options = [option.strip().lower() for option in headers.get("Connection", "").split(",")]
-    return "upgrade" in options and _valid_key(headers.get("Sec-WebSocket-Key", ""))
+def _offers_deflate(headers: CIMultiDict[str]) -> bool:
+    offers = headers.getall("Sec-WebSocket-Extensions", ())
+    return any("permessage-deflate" in offer.lower() for offer in offers)

@@ -1,8 +1,8 @@
 """WebSocket connections served without aiohttp: the upgrade and the connection's protocol.
 
-``gateway.web.fasthttp.FrontProtocol`` calls ``upgrade`` with the head of a request it does not answer
-itself. A plain upgrade on ``wsPath`` (see ``gateway.web.wshandshake``) from an allowed origin is
-answered here with 101, and the transport moves to a ``WebSocketProtocol``: client frames are parsed
+``gateway.web.fasthttp.FrontProtocol`` calls ``upgrade`` with the target and headers of a GET upgrade
+on ``wsPath`` as its ``HeadReader`` parsed them (``Take.WEBSOCKET``; the head is not read again). A
+plain upgrade (see ``gateway.web.wshandshake``) from an allowed origin is answered here with 101, and the transport moves to a ``WebSocketProtocol``: client frames are parsed
 by ``gateway.web.wsframes.FrameReader`` in ``data_received`` and each message goes straight to
 ``Connection.handle_message``; output goes through the same ``TransportSink`` as on the aiohttp path.
 Everything else (compression, header auth, subprotocols, bad or unusual upgrades) returns None and
@@ -19,6 +19,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from multidict import CIMultiDict
+
 from gateway import constants
 from gateway.web import ws, wshandshake
 from gateway.web.sink import TransportSink
@@ -34,13 +36,15 @@ log = logging.getLogger(__name__)
 GOING_AWAY = 1001
 
 
-def upgrade(gateway: Gateway, head: bytes, transport: asyncio.Transport) -> WebSocketProtocol | None:
-    """Answer the upgrade in ``head`` (a request head without its blank line) and return the protocol
-    to give the transport to, or None when aiohttp is to handle the request."""
+def upgrade(
+    gateway: Gateway, target: str, headers: CIMultiDict[str], transport: asyncio.Transport
+) -> WebSocketProtocol | None:
+    """Answer the upgrade of a ``Take.WEBSOCKET`` head (its target and headers as ``HeadReader`` read
+    them) and return the protocol to give the transport to, or None when aiohttp is to handle it."""
     config = gateway.config
     if config.ws_header_auth_parts is not None:  # asks a service before answering: aiohttp's path
         return None
-    found = wshandshake.parse_upgrade(head, config.ws_path.encode(), config.ws_compression)
+    found = wshandshake.accept(target, headers, config.ws_compression)
     if found is None or not ws.origin_allowed(found.headers.get("Origin"), config.allowed_origins):
         return None  # aiohttp answers a refused origin with the same 403 as ever
     transport.write(found.response())

@@ -133,6 +133,7 @@ def test_the_websocket_path_is_left_to_aiohttp() -> None:
         (*upgrade, "Content-Length: 3"),
         (*upgrade, "X: caf\u00e9"),
         ("GET /api/w%73 HTTP/1.1", *upgrade[1:]),
+        ("GET  /api/ws?x HTTP/1.1", *upgrade[1:]),  # llhttp takes it, the WebSocket path does not
     ]
     assert [_read(*head, ws=b"/api/ws")[0] for head in odd] == [fasthttp.Take.AIOHTTP] * len(odd)
 

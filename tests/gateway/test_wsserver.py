@@ -19,6 +19,7 @@ import pytest
 import websockets
 
 from gateway.web import wsserver
+from gateway.web.fasthttp import HeadReader, Take
 from gateway.web.ws import origin_allowed
 from gateway.web.wshandshake import accept_key
 from gateway.web.wsserver import WebSocketProtocol
@@ -112,7 +113,7 @@ async def test_compression_offered_but_off_is_served_here_without_it(gateway: Ga
 async def test_header_auth_goes_to_aiohttp(gateway_factory: GatewayFactory) -> None:
     """wsHeaderAuth asks a service before the 101 (its tests in the catalog pin the outcomes)."""
     gw = await gateway_factory(ws_header_auth="auth.test.header")
-    assert wsserver.upgrade(gw.gateway, _upgrade()[:-4], _NO_TRANSPORT) is None
+    assert not _served_here(gw, _upgrade())
 
 
 class _NoTransport:
@@ -121,6 +122,16 @@ class _NoTransport:
 
 
 _NO_TRANSPORT: Any = _NoTransport()
+
+
+def _served_here(gw: GatewayHandle, request_bytes: bytes) -> bool:
+    """Whether a request is upgraded here: the head reader's decision, then ``wsserver.upgrade`` on
+    what the reader parsed (as ``FrontProtocol`` does)."""
+    reader = HeadReader(gw.config.api_path.encode(), gw.config.ws_path.encode())
+    if reader.read(request_bytes) is not Take.WEBSOCKET:
+        return False
+    target = reader.target.decode("ascii")
+    return wsserver.upgrade(gw.gateway, target, reader.headers, _NO_TRANSPORT) is not None
 
 
 BAD_UPGRADES = [
@@ -144,7 +155,7 @@ BAD_UPGRADES = [
 async def test_other_upgrades_get_aiohttps_answer(gateway: GatewayHandle, request_bytes: bytes) -> None:
     """The fast path takes none of these; what the client gets is aiohttp's (pinned elsewhere for the
     cases resgate answers: 400 system.badRequest for a bad upgrade)."""
-    assert wsserver.upgrade(gateway.gateway, request_bytes[:-4], _NO_TRANSPORT) is None
+    assert not _served_here(gateway, request_bytes)
     reader, writer = await _raw(gateway, request_bytes)
     status, _, body = await _read_response(reader)
     writer.close()
