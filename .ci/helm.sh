@@ -13,7 +13,7 @@ BIN=.tools/bin
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python3
 
-if [ -x "$BIN/helm" ] && [ -x "$BIN/kubectl" ] && "$BIN/helm" version --short 2>/dev/null | grep -q "^$HELM_VERSION"; then
+if [ -x "$BIN/helm" ] && [ -x "$BIN/kubectl" ] && "$BIN/helm" version --short 2>/dev/null | grep "^$HELM_VERSION" >/dev/null; then
   exit 0
 fi
 mkdir -p "$BIN"
@@ -44,4 +44,5 @@ for name in ("helm/helm", "kubectl/kubectl"):
     os.replace(target + ".part", target)
 PYEOF
 "$BIN/helm" version --short
-"$BIN/kubectl" version --client 2>/dev/null | head -1
+# (sed reads to the end: with head, kubectl could die of SIGPIPE and pipefail fail the whole run)
+"$BIN/kubectl" version --client 2>/dev/null | sed -n 1p
