@@ -79,7 +79,7 @@ if [ "$have" != "$stamp" ]; then
 fi
 
 # --- the image ----------------------------------------------------------------------------------
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+version=$(awk -F'"' '/^version = /{print $2; exit}' pyproject.toml)  # (no pipe: pipefail)
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(git log -1 --format=%cI 2>/dev/null || date -u +%Y-%m-%dT%H:%M:%SZ)
 previous=$(podman_k8s image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
