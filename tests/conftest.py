@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.fakeservice import FakeService
-from tests.support.gatewayrunner import GatewayHandle, start_gateway
+from tests.support.gatewayrunner import GatewayHandle, start_gateway, tear_down
 from tests.support.logguard import ErrorLog
 from tests.support.natsserver import NatsServer
 
@@ -71,15 +71,7 @@ async def gateway_factory(
     try:
         yield factory
     finally:
-        failures: list[str] = []
-        for handle in handles:
-            for step in (handle.close_clients, handle.stop):
-                try:
-                    await step()
-                except AssertionError as exc:
-                    failures.append(str(exc))
-        if failures:
-            pytest.fail("gateway teardown failed:\n" + "\n".join(failures))
+        await tear_down(handles)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 
 from tests.runtime_tls.pki import CA, CertFiles, NatsOperator, issue_cert, make_ca
 from tests.support.fakeservice import SERVICE_SUBJECTS, FakeService
-from tests.support.gatewayrunner import GatewayHandle, start_gateway
+from tests.support.gatewayrunner import GatewayHandle, start_gateway, tear_down
 from tests.support.logguard import ErrorLog
 from tests.support.natsserver import START_TIMEOUT, NatsServer, _accepts, find_nats_server, free_port
 
@@ -141,15 +141,7 @@ async def gateways(errors: ErrorLog) -> AsyncIterator[list[GatewayHandle]]:
     try:
         yield handles
     finally:
-        failures: list[str] = []
-        for handle in handles:
-            for step in (handle.close_clients, handle.stop):
-                try:
-                    await step()
-                except AssertionError as exc:
-                    failures.append(str(exc))
-        if failures:
-            pytest.fail("gateway teardown failed:\n" + "\n".join(failures))
+        await tear_down(handles)
 
 
 async def start_on(handles: list[GatewayHandle], nats_url: str, **overrides: Any) -> GatewayHandle:

@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 from typing import Any
 
+import pytest
+
 from tests.support.natsserver import free_port
 from tests.support.wsclient import WSClient
 
@@ -109,3 +111,17 @@ async def start_gateway(nats_url: str, **overrides: Any) -> GatewayHandle:
             continue
         return GatewayHandle(gateway, cfg, values["port"])
     raise AssertionError(f"gateway failed to start: {last}")
+
+
+async def tear_down(handles: list[GatewayHandle]) -> None:
+    """Close every gateway's clients and stop it (each in its time limit); the fixtures' teardown.
+    Every gateway gets its turn even when one fails; then the test fails with all the failures."""
+    failures: list[str] = []
+    for handle in handles:
+        for step in (handle.close_clients, handle.stop):
+            try:
+                await step()
+            except AssertionError as exc:
+                failures.append(str(exc))
+    if failures:
+        pytest.fail("gateway teardown failed:\n" + "\n".join(failures))

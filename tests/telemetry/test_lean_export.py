@@ -46,6 +46,7 @@ from tests.support.fakeservice import FakeService
 from tests.support.fixtures import get_reply
 from tests.support.macros import connect, subscribe
 from tests.support.natsserver import free_port
+from tests.telemetry.grpccollector import grpc_collector
 from tests.telemetry.test_tracing import PARENT_ID, TRACE_ID, TRACESTATE, otel_env
 
 __all__ = ["otel_env"]  # a fixture used here
@@ -375,45 +376,25 @@ async def test_spans_over_otlp_grpc_decode_to_what_the_sdk_encodes(
     gateway_factory: GatewayFactory, service: FakeService, otel_env: pytest.MonkeyPatch
 ) -> None:
     """The same bytes over OTLP/gRPC (the SDK exporter's channel and retry loop) to a real gRPC server."""
-    grpc = pytest.importorskip("grpc")
-    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
-    from concurrent import futures
-
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-
-    received: list[trace_service_pb2.ExportTraceServiceRequest] = []
-
-    class Collector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-        def Export(self, request: Any, context: Any) -> Any:
-            received.append(request)
-            return trace_service_pb2.ExportTraceServiceResponse()
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        otel_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
-        otel_env.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
-        memory = InMemorySpanExporter()
-        tracing.setup(exporters=[tracing._otlp_exporter(os.environ), memory], sampler=sampling.ALWAYS_ON)
-        gw = await gateway_factory()
-        client = await connect(gw, headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
-        await subscribe(client, service, "test.model")
-        assert await asyncio.to_thread(tracing.force_flush, 5000)
-        got = {
-            span.span_id: span
-            for req in received
-            for rs in req.resource_spans
-            for ss in rs.scope_spans
-            for span in ss.spans
-        }
-        [ref_rs] = encode_spans(memory.get_finished_spans()).resource_spans
-        [ref_ss] = ref_rs.scope_spans
-        assert len(ref_ss.spans) >= 4 and {s.span_id for s in ref_ss.spans} == set(got)
-        for ref_span in ref_ss.spans:
-            assert got[ref_span.span_id] == ref_span
-    finally:
-        await asyncio.to_thread(tracing.shutdown)
-        server.stop(None)
+    with grpc_collector(otel_env) as received:
+        try:
+            memory = InMemorySpanExporter()
+            tracing.setup(exporters=[tracing._otlp_exporter(os.environ), memory], sampler=sampling.ALWAYS_ON)
+            gw = await gateway_factory()
+            client = await connect(gw, headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+            await subscribe(client, service, "test.model")
+            assert await asyncio.to_thread(tracing.force_flush, 5000)
+            got = {
+                span.span_id: span
+                for req in received
+                for rs in req.resource_spans
+                for ss in rs.scope_spans
+                for span in ss.spans
+            }
+            [ref_rs] = encode_spans(memory.get_finished_spans()).resource_spans
+            [ref_ss] = ref_rs.scope_spans
+            assert len(ref_ss.spans) >= 4 and {s.span_id for s in ref_ss.spans} == set(got)
+            for ref_span in ref_ss.spans:
+                assert got[ref_span.span_id] == ref_span
+        finally:
+            await asyncio.to_thread(tracing.shutdown)

@@ -17,7 +17,6 @@ import asyncio
 import os
 import timeit
 from collections.abc import AsyncIterator, Iterator
-from concurrent import futures
 from typing import Any
 
 import aiohttp
@@ -38,6 +37,7 @@ from tests.support.fakeservice import HARNESS_PREFIX, FakeService
 from tests.support.fixtures import get_reply
 from tests.support.macros import connect, subscribe
 from tests.support.natsserver import NatsServer, free_port
+from tests.telemetry.grpccollector import grpc_collector
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -393,36 +393,21 @@ async def test_otlp_grpc_exporter(
     gateway_factory: GatewayFactory, service: FakeService, otel_env: pytest.MonkeyPatch
 ) -> None:
     """OTEL_EXPORTER_OTLP_PROTOCOL=grpc exports to a gRPC collector."""
-    grpc = pytest.importorskip("grpc")
-    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
-    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-
-    received: list[Span] = []
-
-    class Collector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-        def Export(self, request: Any, context: Any) -> Any:
-            _collect(request, received)
-            return trace_service_pb2.ExportTraceServiceResponse()
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        otel_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-        otel_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
-        otel_env.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
-        # Switched on by the pyresgate setting alone (OTEL_TRACES_EXPORTER unset → otlp).
-        assert tracing.configure(load_config(["--tracing"])) is True
-        gw = await gateway_factory()
-        client = await connect(gw)
-        await subscribe(client, service, "test.model")
-        assert await asyncio.to_thread(tracing.force_flush, 5000)
-        names = {s.name for s in received}
-        assert {"RES version", "RES subscribe", "NATS access.test.model", "NATS get.test.model"} <= names
-    finally:
-        await asyncio.to_thread(tracing.shutdown)
-        server.stop(None)
+    with grpc_collector(otel_env) as requests:
+        try:
+            # Switched on by the pyresgate setting alone (OTEL_TRACES_EXPORTER unset → otlp).
+            assert tracing.configure(load_config(["--tracing"])) is True
+            gw = await gateway_factory()
+            client = await connect(gw)
+            await subscribe(client, service, "test.model")
+            assert await asyncio.to_thread(tracing.force_flush, 5000)
+            received: list[Span] = []
+            for request in requests:
+                _collect(request, received)
+            names = {s.name for s in received}
+            assert {"RES version", "RES subscribe", "NATS access.test.model", "NATS get.test.model"} <= names
+        finally:
+            await asyncio.to_thread(tracing.shutdown)
 
 
 def test_switches(monkeypatch: pytest.MonkeyPatch) -> None:
