@@ -46,6 +46,8 @@ class AuthService:
         self.access_tokens: list[Any] = []
         #: (subject, cid, token) of every access and call request.
         self.seen: list[tuple[str, str | None, Any]] = []
+        #: The cid of every ``auth.test.whoami.me`` request, in order (see ``_cid_of``).
+        self.whoami: asyncio.Queue[str] = asyncio.Queue()
 
     async def start(self) -> Self:
         self.nc = await nats.connect(self.nats_url, name=f"{HARNESS_PREFIX}-auth", no_echo=True)
@@ -81,6 +83,8 @@ class AuthService:
             reply = f'{{"result": "{PASSWORD}'  # unterminated JSON that contains a secret
         elif msg.subject == "auth.test.login.renew":  # system.tokenReset: the token is revoked
             await self._token(req["cid"], None)
+        elif msg.subject == "auth.test.whoami.me":
+            self.whoami.put_nowait(req["cid"])
         elif kind == "access":
             token = req.get("token")
             self.access_tokens.append(token)
@@ -117,7 +121,7 @@ async def test_planted_secrets_never_reach_logs_spans_metrics_or_error_messages(
         assert resp["result"]["models"] == {"test.secret": {"name": "test.secret"}}, resp
         assert {"user": "alice", "secret": TOKEN_SECRET} in svc.access_tokens  # the token was in use
         # Malformed token events carrying a secret: refused, logged, secret not in the log line.
-        cid = await _cid_of(pub, svc, client)
+        cid = await _cid_of(svc, client)
         await pub.nc.publish(f"conn.{cid}.token", f'{{"token":"{BAD_EVENT_SECRET}","tid":7}}'.encode())
         await pub.nc.publish(f"conn.{cid}.token", f'{{"token":"{BAD_EVENT_SECRET}"'.encode())
         await pub.flush()
@@ -145,21 +149,11 @@ async def test_planted_secrets_never_reach_logs_spans_metrics_or_error_messages(
             assert secret not in answer, f"{secret} in an error message: {answer}"
 
 
-async def _cid_of(pub: Publisher, svc: AuthService, client: WSClient) -> str:
-    """The client's cid, from the auth request the service sees for a fresh call."""
-    seen: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    async def on_auth(msg: Msg) -> None:
-        if not seen.done():
-            seen.set_result(orjson.loads(msg.data)["cid"])
-        await msg.respond(b'{"result":null}')
-
-    sub = await pub.nc.subscribe("auth.test.whoami.me", cb=on_auth)
-    await pub.flush()
-    await client.request("auth.test.whoami.me")
-    cid = await asyncio.wait_for(seen, 3)
-    await sub.unsubscribe()
-    return cid
+async def _cid_of(svc: AuthService, client: WSClient) -> str:
+    """The client's cid, from the auth request the service gets for a fresh call (recorded before
+    the service answers it, so it is there once the client has its response)."""
+    assert_result(await client.request("auth.test.whoami.me"))
+    return await asyncio.wait_for(svc.whoami.get(), 3)
 
 
 async def test_a_revoked_token_stops_access_at_once(
@@ -178,7 +172,7 @@ async def test_a_revoked_token_stops_access_at_once(
             assert_result(await client.request("subscribe.test.secret"))
             assert_result(await client.request("subscribe.test.open"))
         by_token, by_reset = clients
-        cid = await _cid_of(pub, svc, by_token)
+        cid = await _cid_of(svc, by_token)
 
         # 1. The service revokes one connection's token, then publishes a change at once.
         await pub.nc.publish(f"conn.{cid}.token", b'{"token":null}')
@@ -228,7 +222,7 @@ async def test_a_connection_never_acts_with_another_connections_token(
             assert_result(
                 await client.request("auth.test.login.password", {"password": PASSWORD, "user": f"u{n}"})
             )
-            users[await _cid_of(pub, svc, client)] = f"u{n}"
+            users[await _cid_of(svc, client)] = f"u{n}"
 
         async def work(client: WSClient) -> None:
             for i in range(10):
