@@ -616,6 +616,11 @@ class _Scope:
             carrier = self._headers = _headers_of(self.span, self.carry)
         return {**headers, **carrier} if headers else carrier
 
+    def nats_headers(self) -> bytes | dict[str, str]:
+        """The trace headers of a NATS request made in this scope with none of its own: a dict here
+        (``trace_headers``), the NATS header block itself for ``_Unsampled``."""
+        return self.trace_headers(None)
+
 
 class _Unsampled(_Scope):
     """The scope of a root the sampler left out, and its unrecorded span, in one object made with as
@@ -810,14 +815,9 @@ def nats_request(
             carrier = {**headers, **carrier}
         if type(child) is LeanSpan:
             span = child
-    else:  # a sampled-out scope: its trace headers, and the reply handled in it
-        if headers:
-            carrier = scope.trace_headers(headers)
-        elif type(scope) is _Unsampled:  # (nearly every request with head sampling)
-            return functools.partial(_call_in, scope, callback), scope.nats_headers()
-        else:
-            carrier = scope._headers or scope.trace_headers(None)  # (computed once per scope)
-        return functools.partial(_call_in, scope, callback), carrier
+    else:  # a sampled-out scope: its trace headers (made once per scope), and the reply handled in it
+        sent = scope.trace_headers(headers) if headers else scope.nats_headers()
+        return functools.partial(_call_in, scope, callback), sent
     scope.pending += 1
 
     def done(data: bytes | None, err: ResError | None) -> None:
