@@ -75,14 +75,10 @@ def answer(commands: list[bytes]) -> bytes:
     """The service: a MSG reply for every PUB with a reply subject (SUB/UNSUB are ignored)."""
     out = []
     for cmd in commands:
-        if cmd.startswith(b"PUB "):
-            head, _, _ = cmd.partition(b"\r\n")
-            _, subject, reply, _ = head.split(b" ")
-        elif cmd.startswith(b"HPUB "):  # with tracing on: trace headers, which the service ignores
-            head, _, _ = cmd.partition(b"\r\n")
-            _, subject, reply, _, _ = head.split(b" ")
-        else:
+        if not cmd.startswith((b"PUB ", b"HPUB ")):  # (HPUB with tracing on: headers it ignores)
             continue
+        head, _, _ = cmd.partition(b"\r\n")
+        _, subject, reply = head.split(b" ")[:3]
         if subject.startswith(b"access."):
             data = REPLY_ACCESS
         elif subject.startswith(b"get."):
