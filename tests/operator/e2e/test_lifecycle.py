@@ -169,8 +169,20 @@ def test_optional_objects_follow_the_spec(kubectl: k8s.Kubectl, namespace: str) 
         "name": "edge",
     }
 
-    kubectl.run("scale", "rgc", "edge", "-n", namespace, "--replicas", "3")  # as the HPA would
+    # The real HPA controller scales the ResgateCluster (scale subresource) and the operator follows.
+    # Raising minReplicas makes it act without metrics; a `kubectl scale` to 3 would race it (with
+    # the fake metrics API it may find the idle pods over-provisioned and scale back to 2).
+    kubectl.apply(
+        rgc.manifest(
+            "edge",
+            namespace,
+            replicas=2,
+            networkPolicy={"enabled": True},
+            autoscaling={**autoscaling, "minReplicas": 3},
+        )
+    )
     rgc.wait_ready(kubectl, "edge", namespace, replicas=3)
+    assert kubectl.get("resgatecluster", "edge", namespace)["spec"]["replicas"] == 3  # type: ignore[index]
     kubectl.apply(rgc.manifest("edge", namespace, replicas=3))
     k8s.wait_until(lambda: kubectl.get("hpa", "edge", namespace) is None, what="HPA removed")
     k8s.wait_until(
