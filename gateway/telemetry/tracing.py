@@ -131,7 +131,6 @@ INSTALL_HINT = "reinstall pyresgate with its dependencies (pip install pyresgate
 DEFAULT_SAMPLER = "parentbased_always_on"
 
 _MASK64 = (1 << 64) - 1
-_MASK128 = (1 << 128) - 1
 #: Span kinds (OTLP values), by their old names.
 _SERVER = SERVER
 _CLIENT = CLIENT
@@ -175,6 +174,9 @@ _active: _Scope | None = None
 _task_scopes: dict[asyncio.Task[Any], _Scope] = {}
 _current_task = asyncio.current_task
 _hexlify = binascii.hexlify
+#: An unsampled root's NATS header block (traceparent, sampled flag off) around its ids.
+_BLOCK_HEAD = b"NATS/1.0\r\ntraceparent: 00-"
+_BLOCK_TAIL = b"-02\r\n\r\n"
 _getrandbits = random.getrandbits
 _time_ns = time.time_ns
 
@@ -624,10 +626,10 @@ class _Scope:
 
 class _Unsampled(_Scope):
     """The scope of a root the sampler left out, and its unrecorded span, in one object made with as
-    little work as possible (the most common scope with head sampling): ``bits`` holds the span id
-    (top 64 bits) and the trace id (low 128 bits), whose low 64 bits the sampler decided on;
-    ``block``: its NATS header block once made (``nats_headers``). Made in ``ws_request`` without an
-    ``__init__``."""
+    little work as possible (the most common scope with head sampling): ``bits`` holds the trace id
+    (top 128 bits, whose low 64 bits the sampler decided on) and the span id (low 64 bits), so its
+    24 bytes are the two ids in traceparent's order; ``block``: its NATS header block once made
+    (``nats_headers``). Made in ``ws_request`` without an ``__init__``."""
 
     __slots__ = ("bits", "block")
     bits: int
@@ -644,20 +646,19 @@ class _Unsampled(_Scope):
 
     @property
     def trace_id(self) -> int:
-        return (self.bits & _MASK128) or 1
+        return (self.bits >> 64) or 1
 
     @property
     def span_id(self) -> int:
-        return (self.bits >> 128) or 1
+        return (self.bits & _MASK64) or 1
 
     def get_span_context(self) -> Any:
         return leanspan.span_context(self.trace_id, self.span_id, RANDOM_TRACE_ID, None)
 
     def trace_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
         bits = self.bits
-        if _w3c and bits >> 128 and bits & _MASK128:
-            ids = bits.to_bytes(24, "big").hex()
-            carrier = {"traceparent": f"00-{ids[16:]}-{ids[:16]}-02"}
+        if _w3c and bits >> 64 and bits & _MASK64:
+            carrier = {"traceparent": f"00-{bits.to_bytes(24, 'big').hex('-', -16)}-02"}
         else:
             carrier = _headers_of(self, None)  # type: ignore[arg-type]
         return {**headers, **carrier} if headers else carrier
@@ -670,9 +671,9 @@ class _Unsampled(_Scope):
         block = self.block
         if block is None:
             bits = self.bits
-            if _w3c and bits >> 128 and bits & _MASK128:
-                ids = _hexlify(bits.to_bytes(24, "big"))
-                block = b"NATS/1.0\r\ntraceparent: 00-%s-%s-02\r\n\r\n" % (ids[16:], ids[:16])
+            if _w3c and bits >> 64 and bits & _MASK64:
+                # "<trace id>-<span id>" in one step: a "-" after the first 16 bytes
+                block = _BLOCK_HEAD + _hexlify(bits.to_bytes(24, "big"), b"-", -16) + _BLOCK_TAIL
             else:
                 block = self.trace_headers(None)
             self.block = block
@@ -753,7 +754,7 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
     global _active
     parent = conn.trace_parent
     bound = _root_bound
-    if parent is None and bound is not None and (bits := _getrandbits(192)) & _MASK64 >= bound:
+    if parent is None and bound is not None and (bits := _getrandbits(192)) >> 64 & _MASK64 >= bound:
         # a root the sampler drops (the most common case with head sampling): decided inline, and
         # nothing to end or record afterwards
         unsampled = _Unsampled.__new__(_Unsampled)  # (no __init__ frame: nearly every request comes here)

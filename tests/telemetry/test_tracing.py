@@ -487,6 +487,42 @@ async def test_sampled_out_requests_still_propagate_the_trace(
     assert await otlp_http.spans() == []
 
 
+async def test_ratio_sampled_trace_ids_agree_with_downstream_ratio_samplers(
+    gateway_factory: GatewayFactory,
+    service: FakeService,
+    recorder: HeaderRecorder,
+    otlp_http: Receiver,
+    otel_env: pytest.MonkeyPatch,
+) -> None:
+    """With ``traceidratio`` head sampling the gateway decides on the trace id it sends: a service
+    sampling by the same ratio from that id (the SDK's TraceIdRatioBased) keeps exactly the calls the
+    gateway kept, sampled or not (the sampled-out fast path lays the ids out itself)."""
+    from opentelemetry.sdk.trace import sampling
+
+    tracing.shutdown()
+    otel_env.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    assert tracing.configure(None) is True
+    gw = await gateway_factory()
+    client = await connect(gw)
+    await _subscribe_callable(client, service, "test.model")
+    calls = 40
+    for i in range(calls):
+        pending = await client.send("call.test.model.method", {"value": i})
+        await (await service.expect_request("call.test.model.method")).ok(None)
+        await pending.response()
+    await recorder.wait(2 + calls)
+
+    downstream = sampling.TraceIdRatioBased(0.5)
+    kept = 0
+    for headers in recorder.headers("call.test.model.method"):
+        trace_id, _, flags = _flags(headers)
+        decision = downstream.should_sample(None, int(trace_id, 16), "call").decision
+        assert decision.is_sampled() == bool(flags & 0x01), headers
+        kept += flags & 0x01
+    assert 0 < kept < calls  # both paths ran (a chance of 2 in 10^12 to fail)
+
+
 async def test_unsampled_upgrade_context_is_honoured(
     gateway_factory: GatewayFactory, service: FakeService, recorder: HeaderRecorder, otlp_http: Receiver
 ) -> None:
