@@ -220,8 +220,9 @@ let wsErrors = 0; // unexpected closes / socket errors after the client was set 
 let closing = false;
 
 class Client {
-  constructor(index) {
+  constructor(index, url = cfg.ws) {
     this.index = index;
+    this.url = url;
     this.nextId = 1;
     this.pending = new Map();
     this.onEvent = null;
@@ -231,7 +232,7 @@ class Client {
 
   open() {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(cfg.ws, { perMessageDeflate: false });
+      const ws = new WebSocket(this.url, { perMessageDeflate: false });
       this.ws = ws;
       let opened = false;
       ws.on('open', () => {
@@ -321,8 +322,8 @@ function checkSubscribe(r, rid, index) {
   return true;
 }
 
-async function openClients(n, { rid = null, handshake = true, concurrency = 100 } = {}) {
-  const clients = Array.from({ length: n }, (_, i) => new Client(i));
+async function openClients(n, { rid = null, handshake = true, concurrency = 100, url = cfg.ws } = {}) {
+  const clients = Array.from({ length: n }, (_, i) => new Client(i, url));
   let next = 0;
   const t0 = now();
   async function worker() {
@@ -576,6 +577,136 @@ async function scenarioCall() {
   };
 }
 
+// CPU nanoseconds a process's threads have run (/proc/<pid>/task/*/schedstat, first field): finer
+// than /proc/<pid>/stat's clock ticks, which short windows need. null when /proc does not tell.
+function procCpuNs(pid) {
+  let sum = 0;
+  try {
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      sum += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]);
+    }
+  } catch {
+    return null;
+  }
+  return sum;
+}
+
+// B7's paired B3: the call scenario against several gateways on one NATS (`cfg.targets`, each
+// {ws, pid}), taking turns in short windows: in each round every gateway in turn gets B3's load
+// (its own clients doing sequential calls) for `cfg.windowMs`, and its calls in flight finish
+// before the next window starts; the order within a round rotates. A machine whose speed drifts
+// (other tenants of the host) so hits every gateway of a round alike, and each gateway's change
+// against the first is taken round by round. A gateway's CPU for a round runs from the start of its
+// window to the start of its next one (the last: to a pause after the rounds), so work it does
+// after its window (a span export thread catching up) counts too.
+async function scenarioCallRotate() {
+  const targets = cfg.targets;
+  const sets = [];
+  for (const t of targets) sets.push(await openClients(cfg.clients, { rid: 'test.model', url: t.ws }));
+  const per = targets.map(() => ({ calls: [], cpuAt: [], wallMs: [] }));
+  let bad = 0;
+  const check = (c, m) => {
+    if (!m.result || m.result.payload !== null || m.error) {
+      bad++;
+      if (bad <= 3) protoErrors.push(`client ${c.index}: bad call response ${JSON.stringify(m).slice(0, 200)}`);
+    }
+  };
+  // Closed loop (as B3): every client calls again as soon as it has its answer.
+  const closedWindow = (clients, ms) =>
+    new Promise((resolve) => {
+      let active = clients.length;
+      let calls = 0;
+      const stopAt = now() + ms;
+      const loop = (c) => {
+        c.requestCb('call.test.model.ping', null, (m) => {
+          check(c, m);
+          calls++;
+          if (now() < stopAt) loop(c);
+          else if (--active === 0) resolve(calls);
+        });
+      };
+      for (const c of clients) loop(c);
+    });
+  // Fixed rate (`cfg.rate` calls/s): every 2 ms, the calls due by then go to idle clients; a call
+  // due while every client waits for an answer is counted as missed (the gateway fell behind).
+  const rateWindow = (clients, ms) =>
+    new Promise((resolve) => {
+      const idle = [...clients];
+      let calls = 0;
+      let started = 0;
+      let inFlight = 0;
+      let stopped = false;
+      const t0 = now();
+      const answered = (c, m) => {
+        check(c, m);
+        calls++;
+        inFlight--;
+        idle.push(c);
+        if (stopped && inFlight === 0) resolve(calls);
+      };
+      const tick = setInterval(() => {
+        const elapsed = Math.min(now() - t0, ms);
+        const due = Math.floor((cfg.rate * elapsed) / 1000);
+        while (started < due) {
+          started++;
+          const c = idle.pop();
+          if (c === undefined) {
+            missed++;
+            continue;
+          }
+          inFlight++;
+          c.requestCb('call.test.model.ping', null, (m) => answered(c, m));
+        }
+        if (elapsed >= ms) {
+          clearInterval(tick);
+          stopped = true;
+          if (inFlight === 0) resolve(calls);
+        }
+      }, 2);
+    });
+  let missed = 0;
+  const window = cfg.rate ? rateWindow : closedWindow;
+  await sleep(200);
+  for (let i = 0; i < targets.length; i++) await window(sets[i], 300); // warm-up, not counted
+  await sleep(500);
+  const meter = new CpuMeter();
+  meter.start();
+  const deadline = now() + cfg.rounds * targets.length * (cfg.windowMs + 2000) + cfg.stallMs;
+  for (let r = 0; r < cfg.rounds && now() < deadline; r++) {
+    for (let k = 0; k < targets.length; k++) {
+      const i = (k + r) % targets.length;
+      per[i].cpuAt.push(procCpuNs(targets[i].pid));
+      const t0 = now();
+      per[i].calls.push(await window(sets[i], cfg.windowMs));
+      per[i].wallMs.push(now() - t0);
+    }
+  }
+  await sleep(1000); // the last windows' trailing work
+  for (let i = 0; i < targets.length; i++) per[i].cpuAt.push(procCpuNs(targets[i].pid));
+  const m = meter.stop();
+  for (const clients of sets) closeClients(clients);
+  const rounds = Math.min(...per.map((p) => p.calls.length));
+  if (rounds < cfg.rounds) protoErrors.push(`only ${rounds} of ${cfg.rounds} rounds within the time bound`);
+  const cpuUs = (p, k) => (p.cpuAt[k] == null || p.cpuAt[k + 1] == null ? null : (p.cpuAt[k + 1] - p.cpuAt[k]) / 1000);
+  return {
+    ok: rounds === cfg.rounds && bad === 0,
+    wall_s: m.wall_s,
+    loadgen_cpu_s: m.loadgen_cpu_s,
+    other_cpu_s: m.other_cpu_s,
+    bad_responses: bad,
+    rounds,
+    window_ms: cfg.windowMs,
+    rate: cfg.rate || null,
+    missed_calls: missed,
+    // per gateway (in the order of cfg.targets), per round
+    windows: per.map((p) => ({
+      calls: p.calls.slice(0, rounds),
+      calls_per_s: p.calls.slice(0, rounds).map((c, k) => (c * 1000) / p.wallMs[k]),
+      gw_cpu_us_per_call: p.calls.slice(0, rounds).map((c, k) => (cpuUs(p, k) == null ? null : cpuUs(p, k) / c)),
+    })),
+  };
+}
+
 // B4 helper: keeps one client subscribed to test.model so the model stays cached while wrk runs.
 async function scenarioHold() {
   const clients = await openClients(1, { rid: 'test.model' });
@@ -801,6 +932,7 @@ async function main() {
     fanout: scenarioFanoutThroughput,
     latency: scenarioFanoutLatency,
     call: scenarioCall,
+    callRotate: scenarioCallRotate,
     hold: scenarioHold,
     storm: scenarioSubscribeStorm,
     memory: scenarioMemory,

@@ -165,6 +165,7 @@ class Stack:
         tag: str,
         env: dict[str, str] | None = None,
         doomed_gateway: bool = False,
+        others: list[tuple[str, dict[str, str] | None, list[str]]] | None = None,
     ):
         self.args = args
         self.logdir = logdir
@@ -176,6 +177,9 @@ class Stack:
         #: B9: a second gateway on the same NATS that the scenario kills (its clients move to ``gw``)
         self.want_doomed = doomed_gateway
         self.doomed: subprocess.Popen[bytes] | None = None
+        #: B7's paired B3: more gateways on the same NATS, each (name, environment, extra arguments)
+        self.want_others = others or []
+        self.others: list[tuple[int, subprocess.Popen[bytes], Any]] = []
 
     def __enter__(self) -> Self:
         try:
@@ -190,13 +194,19 @@ class Stack:
             self.port, self.gw, self.gw_log = self._start_gateway("gateway")
             if self.want_doomed:
                 self.doomed_port, self.doomed, self.doomed_log = self._start_gateway("doomed")
+            for name, env, extra in self.want_others:
+                self.others.append(self._start_gateway(name, env, extra))
             time.sleep(0.3)  # let the gateway finish connecting to NATS
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def _start_gateway(self, name: str) -> tuple[int, subprocess.Popen[bytes], Any]:
+    def _start_gateway(
+        self, name: str, env: dict[str, str] | None = None, extra: list[str] | None = None
+    ) -> tuple[int, subprocess.Popen[bytes], Any]:
+        """A gateway on a free port, with this stack's environment and arguments (``env`` and
+        ``extra`` instead, when given)."""
         port = free_port()
         log_file = open(self.logdir / f"{self.tag}.{name}.log", "wb")  # noqa: SIM115 - closed in __exit__
         cmd = [self.args.gateway, "--nats", f"nats://127.0.0.1:{self.nats_port}", "-i", "127.0.0.1"]
@@ -209,11 +219,11 @@ class Stack:
             config = self.logdir / "resgate.json"
             config.write_text(json.dumps({"bufferSize": RESGATE_BUFFER_SIZE}))
             cmd += ["--config", str(config)]
-        cmd += self.args.gateway_arg
-        env = dict(os.environ)
-        if self.env:
-            env.update(self.env)
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        own = extra is not None  # one of ``others``: its own environment and arguments
+        cmd += extra if own else self.args.gateway_arg
+        environ = dict(os.environ)
+        environ.update((env if own else self.env) or {})
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=environ)
         wait_port(port, proc)
         return port, proc, log_file
 
@@ -224,6 +234,9 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         self.gw_killed = stop_process(self.gw)
         stop_process(self.doomed)  # normally killed by the scenario already
+        for _, proc, log_file in self.others:
+            stop_process(proc)
+            log_file.close()
         stop_process(self.nats)
         for f in ("gw_log", "doomed_log", "nats_log"):
             if hasattr(self, f):
@@ -958,6 +971,33 @@ def write_report(
             for row in r["rows"]:
                 L.append("| " + " | ".join(row) + " |")
             L.append("")
+            rotating = r.get("rotating") or []
+            L.append(
+                "B3 in rotating windows: one gateway per configuration at once, on one NATS with one "
+                f"service; in each of {B7_ROTATE_ROUNDS} rounds every gateway in turn gets B3's calls (50 "
+                f"clients) for {B7_ROTATE_WINDOW_MS} ms, in a rotating order; a gateway's CPU for a round "
+                "runs from the start of its window to the start of its next (so work after its window "
+                "counts too). Change = median of the round-by-round changes against tracing off (their "
+                "range in brackets); totals = all CPU over all calls. Load: closed loop as B3 (every "
+                "client calls again at once: the machine is saturated, and a slower gateway batches less "
+                f"per system call), or a fixed rate of {B7_FIXED_RATE_SHARE} % of B3's calls/s with tracing "
+                "off (every gateway batches alike: the change is the gateway's own work)."
+            )
+            L.append("")
+            head = "| load | configuration | calls/s (median) | gateway µs CPU/call: median (min .. max) | change | change of totals |"
+            L.append(head)
+            L.append("|---|---|---|---|---|---|")
+            for rot in rotating:
+                if not rot.get("ok"):
+                    L.append(f"| {rot.get('load', '?')} | failed: {rot.get('exception', '')} | | | | |")
+                    continue
+                for row in rot["rows"]:
+                    L.append(f"| {rot['load']} | " + " | ".join(row) + " |")
+            L.append("")
+            missed = sum(rot.get("missed_calls", 0) for rot in rotating)
+            if missed:
+                L.append(f"{missed} calls of the fixed-rate run were due while all clients waited (missed).")
+                L.append("")
             for sub, by_config in r.get("traced", {}).items():
                 for key, label, _ in B7_CONFIGS:
                     if key in by_config:
@@ -1038,6 +1078,18 @@ def b7(args: argparse.Namespace, logdir: Path, results: dict[str, Any]) -> dict[
                         for r in out["runs"]:
                             r["spans_dropped"] = "Queue full, dropping Span" in log_text
                     runs[sub][key].extend(out["runs"])
+        # Closed loop as B3, then at a fixed rate of half what B3 reached with tracing off, where the
+        # machine is not saturated and every gateway batches alike (see b7_rotating).
+        off_rates = [
+            r["calls_per_s"] for r in runs["B3"]["off"] if isinstance(r.get("calls_per_s"), (int, float))
+        ]
+        rates: list[int | None] = [None]
+        if off_rates:
+            rates.append(int(statistics.median(off_rates) * B7_FIXED_RATE_SHARE / 100) * 100)
+        rotating = []
+        for rate in rates:
+            log(f"B7: B3 in rotating windows, {B7_ROTATE_ROUNDS} rounds, {rate or 'closed loop'} calls/s")
+            rotating.append(b7_rotating(args, logdir, flags, configs, rate))
     finally:
         args.runs = n
         sink.shutdown()
@@ -1072,11 +1124,95 @@ def b7(args: argparse.Namespace, logdir: Path, results: dict[str, Any]) -> dict[
                     f"{len(runs[sub][key])} runs (the exporter fell behind and spans were dropped, so that "
                     "figure understates the cost of exporting every span)."
                 )
+    for rot in rotating:
+        if rot.get("changes"):
+            cpu_changes[f"B3 rotating, {rot['load']}"] = [
+                f"{_b7_label(k)} {c}" for k, c in rot["changes"].items()
+            ]
     summary = "; ".join(f"{sub} CPU/op: {', '.join(parts)}" for sub, parts in cpu_changes.items()) or "–"
     if _OtlpSink.received == 0:
         summary += " (no spans exported: tracing may not really be on)"
     traced = {sub: {key: {"runs": runs[sub][key]} for key, _, _ in configs} for sub in runs}
-    return {"rows": rows, "traced": traced, "note": note, "summary": summary}
+    return {"rows": rows, "traced": traced, "note": note, "summary": summary, "rotating": rotating}
+
+
+#: B7's paired B3: rounds, and each gateway's window per round (ms).
+B7_ROTATE_ROUNDS = 15
+B7_ROTATE_WINDOW_MS = 1000
+#: B7's fixed-rate B3: this share (%) of the calls/s B3 reached with tracing off.
+B7_FIXED_RATE_SHARE = 50
+
+
+def b7_rotating(
+    args: argparse.Namespace,
+    logdir: Path,
+    flags: list[str],
+    configs: list[tuple[str, str, dict[str, str] | None]],
+    rate: int | None = None,
+) -> dict[str, Any]:
+    """B3 against one gateway per configuration at once (one NATS, one service), the gateways taking
+    turns in 1 s windows (``scenarioCallRotate`` in load.mjs): on a machine whose speed drifts from
+    minute to minute, the round-by-round change measures a few per cent that whole runs cannot.
+
+    In B3's closed loop the two cores are saturated (load generator, nats-server, gateway): a gateway
+    that costs more per call makes every round trip slower, so less is batched per system call, and
+    its CPU per call grows by more than its own extra work. With ``rate`` (calls/s) the clients call
+    at that fixed rate instead, below saturation, so every gateway batches alike and the change is
+    the gateway's own."""
+    traced = [(key, env, args.gateway_arg + flags) for key, _, env in configs if env]
+    try:
+        with Stack(args, logdir, "B7R", others=traced) as stack:
+            assert stack.gw is not None
+            ports = [(stack.port, stack.gw.pid)] + [(port, proc.pid) for port, proc, _ in stack.others]
+            cfg = {
+                "scenario": "callRotate",
+                "clients": 50,
+                "rounds": B7_ROTATE_ROUNDS,
+                "windowMs": B7_ROTATE_WINDOW_MS,
+                "rate": rate,
+                "targets": [{"ws": f"ws://127.0.0.1:{port}/", "pid": pid} for port, pid in ports],
+            }
+            budget = B7_ROTATE_ROUNDS * len(ports) * (B7_ROTATE_WINDOW_MS / 1000 + 2) + 120
+            out = run_node(args, stack, cfg, timeout=budget)
+            problems = stack.gateway_problems()
+    except Exception as e:  # noqa: BLE001 - reported in the results
+        return {"ok": False, "exception": f"{type(e).__name__}: {e}"}
+    load = f"{rate:,} calls/s" if rate else "closed loop"
+    if not out.get("ok") or problems:
+        failure = str(out.get("exception") or out.get("errors") or problems)[:300]
+        return {"ok": False, "load": load, "exception": failure}
+    summary = rotating_summary(out, [key for key, _, _ in configs])
+    return {"ok": True, "load": load, "missed_calls": out.get("missed_calls", 0), **summary}
+
+
+def rotating_summary(out: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """Per configuration: median calls/s and CPU per call over the rounds, and the CPU change
+    against the first configuration: the median of the round-by-round changes (their range in
+    brackets) and the change of the totals (all CPU over all calls)."""
+    windows = dict(zip(keys, out["windows"], strict=True))
+    base = windows[keys[0]]
+    rows: list[list[str]] = []
+    changes: dict[str, str] = {}
+    for key in keys:
+        w = windows[key]
+        cpu = w["gw_cpu_us_per_call"]
+        row = [key, f"{statistics.median(w['calls_per_s']):,.0f}", _b7_cell(cpu, "{:.1f}")]
+        if key == keys[0]:
+            row += ["", ""]
+        else:
+            steps = [b / a - 1 for a, b in zip(base["gw_cpu_us_per_call"], cpu, strict=True)]
+            total = (sum(c * n for c, n in zip(cpu, w["calls"], strict=True)) / sum(w["calls"])) / (
+                sum(c * n for c, n in zip(base["gw_cpu_us_per_call"], base["calls"], strict=True))
+                / sum(base["calls"])
+            ) - 1
+            median = statistics.median(steps)
+            row += [
+                f"{median * 100:+.1f} % ({min(steps) * 100:+.0f} .. {max(steps) * 100:+.0f} %)",
+                f"{total * 100:+.1f} %",
+            ]
+            changes[key] = f"{median * 100:+.1f} %"
+        rows.append(row)
+    return {"rows": rows, "changes": changes, "rounds": out["rounds"], "window_ms": out["window_ms"]}
 
 
 def _b7_label(key: str) -> str:
