@@ -166,6 +166,9 @@ _eager_attributes: bool = True
 #: Whether the propagator is W3C Trace Context (plus baggage), so ``traceparent``/``tracestate`` are
 #: formatted here unless a baggage context has to be passed on.
 _w3c: bool = False
+#: Whether the propagator writes no header at all (``OTEL_PROPAGATORS=none``): then NATS requests
+#: carry none, without asking it each time.
+_silent: bool = False
 #: Where an ended sampled span goes (the export queues); see ``leanspan.on_end``.
 _emit: Callable[[LeanSpan], None] = leanspan.on_end
 #: The scope whose synchronous code is running (handlers, reply callbacks are never re-entered).
@@ -224,7 +227,7 @@ def setup(
     Raises ``TracingUnavailable`` when the OpenTelemetry SDK is not installed.
     """
     global enabled, _provider, _tracer, _sampler, _propagator, _otel_context, _otel_trace, _otel_baggage
-    global _root_bound, _follow_parent, _children_follow, _eager_attributes, _w3c, _emit
+    global _root_bound, _follow_parent, _children_follow, _eager_attributes, _w3c, _silent, _emit
     env = os.environ if env is None else env
     try:
         from opentelemetry import baggage as otel_baggage
@@ -274,6 +277,7 @@ def setup(
     _root_bound, _follow_parent, _eager_attributes = _analyse_sampler(chosen)
     _children_follow = _root_bound is not None
     _w3c = _is_w3c(_propagator)
+    _silent = not _propagator.fields
     _emit = leanspan.on_end = _fan_out([q.add for q in queues])
     enabled = True
     log.info(
@@ -489,6 +493,8 @@ def _headers_of(span: LeanSpan | Dropped, carry: Any) -> dict[str, str]:
         if span.trace_state:
             headers["tracestate"] = span.trace_state.to_header()
         return headers
+    if _silent:
+        return {}
     headers = {}
     nonrecording = _otel_trace.NonRecordingSpan(span.get_span_context())
     _propagator.inject(headers, context=_otel_trace.set_span_in_context(nonrecording, carry))

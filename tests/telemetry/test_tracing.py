@@ -523,6 +523,42 @@ async def test_ratio_sampled_trace_ids_agree_with_downstream_ratio_samplers(
     assert 0 < kept < calls  # both paths ran (a chance of 2 in 10^12 to fail)
 
 
+@pytest.mark.parametrize("ratio", ["0", "1"])
+async def test_no_propagator_means_no_trace_headers(
+    ratio: str,
+    gateway_factory: GatewayFactory,
+    service: FakeService,
+    recorder: HeaderRecorder,
+    otlp_http: Receiver,
+    otel_env: pytest.MonkeyPatch,
+) -> None:
+    """``OTEL_PROPAGATORS=none`` (a propagator that writes nothing): NATS requests carry no headers,
+    whether the request was sampled out (ratio 0) or recorded (ratio 1)."""
+    from opentelemetry import propagate
+    from opentelemetry.propagators.composite import CompositePropagator
+
+    before = propagate.get_global_textmap()
+    propagate.set_global_textmap(CompositePropagator([]))  # what OTEL_PROPAGATORS=none makes
+    try:
+        tracing.shutdown()
+        otel_env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+        otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
+        assert tracing.configure(None) is True
+        gw = await gateway_factory()
+        client = await connect(gw)
+        await _subscribe_callable(client, service, "test.model")
+        pending = await client.send("call.test.model.method", {"value": 1})
+        await (await service.expect_request("call.test.model.method")).ok(None)
+        await pending.response()
+        await recorder.wait(3)
+    finally:
+        propagate.set_global_textmap(before)
+    for subject in ("access.test.model", "get.test.model", "call.test.model.method"):
+        assert recorder.headers(subject) == [None], subject
+    if ratio == "1":
+        assert await otlp_http.spans(), "the requests were recorded all the same"
+
+
 async def test_unsampled_upgrade_context_is_honoured(
     gateway_factory: GatewayFactory, service: FakeService, recorder: HeaderRecorder, otlp_http: Receiver
 ) -> None:
