@@ -1085,10 +1085,13 @@ def b7(args: argparse.Namespace, logdir: Path, results: dict[str, Any]) -> dict[
         ]
         rates: list[int | None] = [None]
         if off_rates:
-            rates.append(int(statistics.median(off_rates) * B7_FIXED_RATE_SHARE / 100) * 100)
+            rates.append(int(round(statistics.median(off_rates) * B7_FIXED_RATE_SHARE / 100, -2)))
         rotating = []
         for rate in rates:
-            log(f"B7: B3 in rotating windows, {B7_ROTATE_ROUNDS} rounds, {rate or 'closed loop'} calls/s")
+            log(
+                f"B7: B3 in rotating windows, {B7_ROTATE_ROUNDS} rounds, "
+                + (f"{rate} calls/s" if rate else "closed loop")
+            )
             rotating.append(b7_rotating(args, logdir, flags, configs, rate))
     finally:
         args.runs = n
