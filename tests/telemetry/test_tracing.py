@@ -445,10 +445,29 @@ def test_off_path_costs_one_check() -> None:
 
 def _sample_nothing(otel_env: pytest.MonkeyPatch) -> None:
     """Tracing on with head sampling that keeps no trace (ratio 0)."""
+    _sample_ratio(otel_env, "parentbased_traceidratio", "0")
+
+
+def _sample_ratio(otel_env: pytest.MonkeyPatch, sampler: str, ratio: str) -> None:
+    """Tracing on with a ratio sampler (``traceidratio`` or ``parentbased_traceidratio``)."""
     tracing.shutdown()
-    otel_env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0")
+    otel_env.setenv("OTEL_TRACES_SAMPLER", sampler)
+    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
     assert tracing.configure(None) is True
+
+
+async def _subscribe_and_call(
+    gw: Any, service: FakeService, recorder: HeaderRecorder, calls: int = 1
+) -> None:
+    """A client subscribes test.model (access, get) and calls a method on it ``calls`` times; returns
+    once the recorder has seen every one of those NATS requests."""
+    client = await connect(gw)
+    await _subscribe_callable(client, service, "test.model")
+    for i in range(calls):
+        pending = await client.send("call.test.model.method", {"value": i})
+        await (await service.expect_request("call.test.model.method")).ok(None)
+        await pending.response()
+    await recorder.wait(2 + calls)
 
 
 def _flags(headers: dict[str, str] | None) -> tuple[str, str, int]:
@@ -469,13 +488,7 @@ async def test_sampled_out_requests_still_propagate_the_trace(
     """Head sampling that keeps nothing: no span is exported, yet every NATS request carries
     ``traceparent`` with the sampled flag off, one trace id per client request."""
     _sample_nothing(otel_env)
-    gw = await gateway_factory()
-    client = await connect(gw)
-    await _subscribe_callable(client, service, "test.model")
-    pending = await client.send("call.test.model.method", {"value": 1})
-    await (await service.expect_request("call.test.model.method")).ok(None)
-    await pending.response()
-    await recorder.wait(3)
+    await _subscribe_and_call(await gateway_factory(), service, recorder)
 
     [access] = recorder.headers("access.test.model")
     [get] = recorder.headers("get.test.model")
@@ -499,19 +512,9 @@ async def test_ratio_sampled_trace_ids_agree_with_downstream_ratio_samplers(
     gateway kept, sampled or not (the sampled-out fast path lays the ids out itself)."""
     from opentelemetry.sdk.trace import sampling
 
-    tracing.shutdown()
-    otel_env.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
-    otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
-    assert tracing.configure(None) is True
-    gw = await gateway_factory()
-    client = await connect(gw)
-    await _subscribe_callable(client, service, "test.model")
+    _sample_ratio(otel_env, "traceidratio", "0.5")
     calls = 40
-    for i in range(calls):
-        pending = await client.send("call.test.model.method", {"value": i})
-        await (await service.expect_request("call.test.model.method")).ok(None)
-        await pending.response()
-    await recorder.wait(2 + calls)
+    await _subscribe_and_call(await gateway_factory(), service, recorder, calls)
 
     downstream = sampling.TraceIdRatioBased(0.5)
     kept = 0
@@ -540,17 +543,8 @@ async def test_no_propagator_means_no_trace_headers(
     before = propagate.get_global_textmap()
     propagate.set_global_textmap(CompositePropagator([]))  # what OTEL_PROPAGATORS=none makes
     try:
-        tracing.shutdown()
-        otel_env.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
-        otel_env.setenv("OTEL_TRACES_SAMPLER_ARG", ratio)
-        assert tracing.configure(None) is True
-        gw = await gateway_factory()
-        client = await connect(gw)
-        await _subscribe_callable(client, service, "test.model")
-        pending = await client.send("call.test.model.method", {"value": 1})
-        await (await service.expect_request("call.test.model.method")).ok(None)
-        await pending.response()
-        await recorder.wait(3)
+        _sample_ratio(otel_env, "parentbased_traceidratio", ratio)
+        await _subscribe_and_call(await gateway_factory(), service, recorder)
     finally:
         propagate.set_global_textmap(before)
     for subject in ("access.test.model", "get.test.model", "call.test.model.method"):
