@@ -1163,6 +1163,7 @@ def b7_rotating(
     at that fixed rate instead, below saturation, so every gateway batches alike and the change is
     the gateway's own."""
     traced = [(key, env, args.gateway_arg + flags) for key, _, env in configs if env]
+    load = f"{rate:,} calls/s" if rate else "closed loop"
     try:
         with Stack(args, logdir, "B7R", others=traced) as stack:
             assert stack.gw is not None
@@ -1179,8 +1180,7 @@ def b7_rotating(
             out = run_node(args, stack, cfg, timeout=budget)
             problems = stack.gateway_problems()
     except Exception as e:  # noqa: BLE001 - reported in the results
-        return {"ok": False, "exception": f"{type(e).__name__}: {e}"}
-    load = f"{rate:,} calls/s" if rate else "closed loop"
+        return {"ok": False, "load": load, "exception": f"{type(e).__name__}: {e}"}
     if not out.get("ok") or problems:
         failure = str(out.get("exception") or out.get("errors") or problems)[:300]
         return {"ok": False, "load": load, "exception": failure}
@@ -1215,7 +1215,7 @@ def rotating_summary(out: dict[str, Any], keys: list[str]) -> dict[str, Any]:
             ]
             changes[key] = f"{median * 100:+.1f} %"
         rows.append(row)
-    return {"rows": rows, "changes": changes, "rounds": out["rounds"], "window_ms": out["window_ms"]}
+    return {"rows": rows, "changes": changes}
 
 
 def _b7_label(key: str) -> str:
