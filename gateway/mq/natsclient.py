@@ -23,6 +23,7 @@ reply, and per-call futures and tasks cost far more than the gateway's own work.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import logging
 import re
@@ -52,6 +53,7 @@ _STATUS_AT = len(b"NATS/1.0 ")
 _FIRST_CONNECT_TIMEOUT = 10.0
 #: Whitespace would break (or inject into) the protocol line; nats-py refuses such subjects.
 _BAD_SUBJECT = re.compile(r"[ \t\r\n]")
+_hexlify = binascii.hexlify
 #: Bytes the socket may hold unsent before publishes wait for nats-py's flusher (back-pressure).
 _WRITE_BUFFER_LIMIT = 8 * 1024 * 1024
 
@@ -225,7 +227,7 @@ class NatsMQ:
         timeout: float | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        sent: dict[str, str] | bytes | None = headers  # (with tracing: a header block, perhaps)
+        sent: dict[str, str] | int | None = headers  # (with tracing: a sampled-out root's ids, perhaps)
         if tracing.enabled:
             callback, sent = tracing.nats_request(subject, callback, headers)
         self._next_token += 1
@@ -381,8 +383,8 @@ class NatsMQ:
         kind = op[0]
         if kind == "pub":
             headers = op[4]
-            if isinstance(headers, bytes):
-                headers = _header_dict(headers)
+            if isinstance(headers, int):
+                headers = {"traceparent": _traceparent(headers)}
             await self._nc.publish(op[1], op[2], reply=op[3].decode(), headers=headers)
         elif kind == "sub":
             self._subs[op[2]] = await self._raw_subscribe(op[1])
@@ -580,14 +582,20 @@ def _unsubscribe_now(sub: Subscription) -> bytes:
     return b"UNSUB %d\r\n" % sub._id
 
 
-def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, str] | bytes | None) -> bytes:
-    """One PUB (or HPUB, with headers: a dict, or bytes that are the header block already) command
-    as the NATS protocol spells it."""
+def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, str] | int | None) -> bytes:
+    """One PUB (or HPUB, with headers: a dict, or the ids of a sampled-out trace) command as the
+    NATS protocol spells it."""
     if not headers:
         return b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply, len(payload), payload)
-    if isinstance(headers, bytes):  # made by gateway.telemetry.tracing for a sampled-out request
-        head = headers
-    elif len(headers) == 1:  # a traceparent alone, the usual case with tracing on: half the cost
+    if isinstance(headers, int):  # tracing.UnsampledIds: traceparent alone, in one format step
+        return _UNSAMPLED_HPUB % (
+            subject.encode(),
+            reply,
+            _UNSAMPLED_HEAD_LEN + len(payload),
+            _hexlify(headers.to_bytes(24, "big"), b"-", -16),  # tracing.traceparent_ids, inlined
+            payload,
+        )
+    if len(headers) == 1:  # a traceparent alone, the usual case with tracing on: half the cost
         [(key, value)] = headers.items()
         head = b"NATS/1.0\r\n%s: %s\r\n\r\n" % (key.encode(), value.encode())
     else:
@@ -606,10 +614,17 @@ def _pub_command(subject: str, reply: bytes, payload: bytes, headers: dict[str, 
     )
 
 
-def _header_dict(block: bytes) -> dict[str, str]:
-    """The headers of a header block ``_pub_command`` writes as it is, for nats-py's ``publish``."""
-    lines = block.decode("ascii").split("\r\n")[1:]  # (after NATS/1.0)
-    return dict(line.split(": ", 1) for line in lines if line)
+#: The HPUB command of a request in a sampled-out trace (``_pub_command``): traceparent with the
+#: sampled flag off and the random-trace-id flag on (as ``tracing`` makes such ids).
+_UNSAMPLED_HEAD_LEN = len(b"NATS/1.0\r\ntraceparent: 00-%s-02\r\n\r\n" % (b"0" * 49))
+_UNSAMPLED_HPUB = (
+    b"HPUB %%s %%s %d %%d\r\nNATS/1.0\r\ntraceparent: 00-%%s-02\r\n\r\n%%s\r\n" % _UNSAMPLED_HEAD_LEN
+)
+
+
+def _traceparent(ids: int) -> str:
+    """``traceparent`` of a sampled-out trace's ids (what ``_pub_command`` writes), for nats-py."""
+    return f"00-{tracing.traceparent_ids(ids).decode()}-02"
 
 
 def _raw_transport(transport: Any) -> Any:

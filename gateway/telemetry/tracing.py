@@ -154,6 +154,11 @@ _sdk_kinds: dict[int, Any] = {}
 #: a sampler that is not parent-based, is sampled iff ``trace_id & _MASK64 < bound``); the decision
 #: is then taken here, exactly as the SDK would take it. None: the sampler is asked for every span.
 _root_bound: int | None = None
+#: ``_root_bound`` (but at least 1) shifted to where the trace id's low 64 bits are in a root's ids
+#: (``_TRACE_ID_LOW``): a WebSocket request's root whose ids are at least this (once masked) is
+#: sampled out, and its trace id is not 0, which would be invalid; see ``ws_request``.
+_unsampled_from: int | None = None
+_TRACE_ID_LOW = _MASK64 << 64
 #: With ``_root_bound``: whether the sampler is parent-based with the SDK's default delegates
 #: (a span with a parent is sampled iff its parent is).
 _follow_parent: bool = False
@@ -172,14 +177,11 @@ _silent: bool = False
 #: Where an ended sampled span goes (the export queues); see ``leanspan.on_end``.
 _emit: Callable[[LeanSpan], None] = leanspan.on_end
 #: The scope whose synchronous code is running (handlers, reply callbacks are never re-entered).
-_active: _Scope | None = None
+_active: _Scope | UnsampledIds | None = None
 #: Scopes of the tasks requests spawned (a task's code runs when ``_active`` is None).
-_task_scopes: dict[asyncio.Task[Any], _Scope] = {}
+_task_scopes: dict[asyncio.Task[Any], _Scope | UnsampledIds] = {}
 _current_task = asyncio.current_task
 _hexlify = binascii.hexlify
-#: An unsampled root's NATS header block (traceparent, sampled flag off) around its ids.
-_BLOCK_HEAD = b"NATS/1.0\r\ntraceparent: 00-"
-_BLOCK_TAIL = b"-02\r\n\r\n"
 _getrandbits = random.getrandbits
 _time_ns = time.time_ns
 
@@ -227,7 +229,8 @@ def setup(
     Raises ``TracingUnavailable`` when the OpenTelemetry SDK is not installed.
     """
     global enabled, _provider, _tracer, _sampler, _propagator, _otel_context, _otel_trace, _otel_baggage
-    global _root_bound, _follow_parent, _children_follow, _eager_attributes, _w3c, _silent, _emit
+    global _root_bound, _unsampled_from, _follow_parent, _children_follow, _eager_attributes, _w3c, _silent
+    global _emit
     env = os.environ if env is None else env
     try:
         from opentelemetry import baggage as otel_baggage
@@ -276,6 +279,7 @@ def setup(
     )
     _root_bound, _follow_parent, _eager_attributes = _analyse_sampler(chosen)
     _children_follow = _root_bound is not None
+    _unsampled_from = None if _root_bound is None else max(_root_bound, 1) << 64
     _w3c = _is_w3c(_propagator)
     _silent = not _propagator.fields
     _emit = leanspan.on_end = _fan_out([q.add for q in queues])
@@ -523,12 +527,7 @@ def _begin(name: str, kind: int, parent: Any) -> LeanSpan | Dropped:
     if bound is None:
         return _begin_asking(name, kind, parent, None, None)
     if parent is None or not parent.trace_id:
-        bits = _getrandbits(192)
-        trace_id = (bits >> 64) or 1
-        if trace_id & _MASK64 < bound:
-            flags = SAMPLED | RANDOM_TRACE_ID
-            return LeanSpan(name, kind, trace_id, (bits & _MASK64) or 1, 0, False, flags, None)
-        return Dropped(trace_id, (bits & _MASK64) or 1, RANDOM_TRACE_ID)
+        return _root(name, kind, _getrandbits(192))
     trace_id = parent.trace_id
     flags = parent.flags & RANDOM_TRACE_ID
     if parent.flags & SAMPLED if _follow_parent else trace_id & _MASK64 < bound:
@@ -538,6 +537,16 @@ def _begin(name: str, kind: int, parent: Any) -> LeanSpan | Dropped:
             name, kind, trace_id, span_id, parent.span_id, parent.remote, flags, parent.trace_state
         )
     return Dropped(trace_id, _getrandbits(64) or 1, flags, parent.trace_state)
+
+
+def _root(name: str, kind: int, ids: int) -> LeanSpan | Dropped:
+    """A root span ``name`` with the ids in ``ids`` (192 random bits: the trace id in the top 128, the
+    span id in the low 64), sampled iff the low 64 bits of its trace id are below ``_root_bound``."""
+    trace_id = (ids >> 64) or 1
+    span_id = (ids & _MASK64) or 1
+    if trace_id & _MASK64 < _root_bound:  # type: ignore[operator]  # (set when this is called)
+        return LeanSpan(name, kind, trace_id, span_id, 0, False, SAMPLED | RANDOM_TRACE_ID, None)
+    return Dropped(trace_id, span_id, RANDOM_TRACE_ID)
 
 
 def _begin_asking(
@@ -624,73 +633,31 @@ class _Scope:
             carrier = self._headers = _headers_of(self.span, self.carry)
         return {**headers, **carrier} if headers else carrier
 
-    def nats_headers(self) -> bytes | dict[str, str]:
-        """The trace headers of a NATS request made in this scope with none of its own: a dict here
-        (``trace_headers``), the NATS header block itself for ``_Unsampled``."""
-        return self.trace_headers(None)
+
+#: The scope of a root the sampler left out (the most common scope with head sampling) is not an
+#: object but its ids: 192 random bits, the trace id in the top 128 (whose low 64 bits the sampler
+#: decided on) and the span id in the low 64, so their 24 bytes are the two ids in traceparent's
+#: order. Nothing of it is ever recorded or ended, so nothing else is needed; ``gateway.mq.natsclient``
+#: writes its ``traceparent`` (sampled flag off) straight into the HPUB command (``nats_request``).
+UnsampledIds = int
+Scope = _Scope | UnsampledIds
 
 
-class _Unsampled(_Scope):
-    """The scope of a root the sampler left out, and its unrecorded span, in one object made with as
-    little work as possible (the most common scope with head sampling): ``bits`` holds the trace id
-    (top 128 bits, whose low 64 bits the sampler decided on) and the span id (low 64 bits), so its
-    24 bytes are the two ids in traceparent's order; ``block``: its NATS header block once made
-    (``nats_headers``). Made in ``ws_request`` without an ``__init__``."""
+def _unsampled_span(ids: UnsampledIds) -> Dropped:
+    """The sampled-out span a root's ids stand for (for the rare paths that want one)."""
+    return Dropped(ids >> 64, ids & _MASK64, RANDOM_TRACE_ID)
 
-    __slots__ = ("bits", "block")
-    bits: int
-    block: bytes | dict[str, str] | None
-    remote = False
-    recording = False  # (class attributes: never assigned on these scopes)
-    carry = None
-    flags = RANDOM_TRACE_ID
-    trace_state = None
 
-    @property
-    def span(self) -> Any:  # type: ignore[override]  # (a Dropped in all but name)
-        return self
-
-    @property
-    def trace_id(self) -> int:
-        return (self.bits >> 64) or 1
-
-    @property
-    def span_id(self) -> int:
-        return (self.bits & _MASK64) or 1
-
-    def get_span_context(self) -> Any:
-        return leanspan.span_context(self.trace_id, self.span_id, RANDOM_TRACE_ID, None)
-
-    def trace_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
-        bits = self.bits
-        if _w3c and bits >> 64 and bits & _MASK64:
-            carrier = {"traceparent": f"00-{bits.to_bytes(24, 'big').hex('-', -16)}-02"}
-        else:
-            carrier = _headers_of(self, None)  # type: ignore[arg-type]
-        return {**headers, **carrier} if headers else carrier
-
-    def nats_headers(self) -> bytes | dict[str, str]:
-        """The trace headers of the NATS requests made in this scope. With W3C propagation (the
-        usual case) ``traceparent`` alone, written straight as the header block of NATS's HPUB
-        command (``gateway.mq.natsclient`` sends it as it is): one format step instead of a dict
-        that is taken apart and encoded again for every request."""
-        block = self.block
-        if block is None:
-            bits = self.bits
-            if _w3c and bits >> 64 and bits & _MASK64:
-                # "<trace id>-<span id>" in one step: a "-" after the first 16 bytes
-                block = _BLOCK_HEAD + _hexlify(bits.to_bytes(24, "big"), b"-", -16) + _BLOCK_TAIL
-            else:
-                block = self.trace_headers(None)
-            self.block = block
-        return block
+def traceparent_ids(ids: UnsampledIds) -> bytes:
+    """``<trace id>-<span id>`` of a sampled-out root's ids, as ``traceparent`` spells them."""
+    return _hexlify(ids.to_bytes(24, "big"), b"-", -16)
 
 
 def _carry(parent: Remote | None) -> Any:
     return parent.carry if parent is not None else None
 
 
-def _scope_here() -> _Scope | None:
+def _scope_here() -> _Scope | UnsampledIds | None:
     """The scope of the code running now: a handler or reply callback, or a task a request spawned."""
     scope = _active
     if scope is None and _task_scopes:
@@ -704,10 +671,17 @@ def bind_task(task: asyncio.Task[None]) -> None:
     """Keep the running scope's span open until ``task`` (spawned by the request) is done; NATS
     requests the task makes are children of that span."""
     scope = _scope_here()
-    if scope is not None:
+    if isinstance(scope, int):  # a sampled-out root's ids: nothing to hold open
+        _task_scopes[task] = scope
+        task.add_done_callback(_forget_task)
+    elif scope is not None:
         scope.pending += 1
         _task_scopes[task] = scope
         task.add_done_callback(scope.task_done)
+
+
+def _forget_task(task: asyncio.Task[Any]) -> None:
+    _task_scopes.pop(task, None)
 
 
 def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
@@ -718,6 +692,8 @@ def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
         scope = _scope_here()
         if scope is None:
             return callback
+    if isinstance(scope, int):  # a sampled-out root's ids: nothing to hold open
+        return functools.partial(_call_in, scope, callback)
 
     def run(a: _A, b: _B) -> None:
         _run_in(scope, callback, a, b)
@@ -726,7 +702,7 @@ def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
     return run
 
 
-def _call_in(scope: _Scope, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
+def _call_in(scope: _Scope | UnsampledIds, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
     """Run ``callback(a, b)`` as part of ``scope`` (the active scope meanwhile)."""
     global _active
     previous, _active = _active, scope
@@ -759,26 +735,25 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
     """Run ``dispatch(req, parsed)`` in the scope of a SERVER span ``RES <action>``."""
     global _active
     parent = conn.trace_parent
-    bound = _root_bound
-    if parent is None and bound is not None and (bits := _getrandbits(192)) >> 64 & _MASK64 >= bound:
-        # a root the sampler drops (the most common case with head sampling): decided inline, and
-        # nothing to end or record afterwards
-        unsampled = _Unsampled.__new__(_Unsampled)  # (no __init__ frame: nearly every request comes here)
-        unsampled.bits = bits
-        unsampled.pending = 1
-        unsampled.block = None
-        previous, _active = _active, unsampled
-        try:
-            dispatch(req, parsed)
-        finally:
-            _active = previous
-        return
-    if _eager_attributes:
+    bound = _unsampled_from
+    if parent is None and bound is not None:
+        ids = _getrandbits(192)
+        if ids & _TRACE_ID_LOW >= bound and ids & _MASK64:  # (a zero span id would be invalid)
+            # a root the sampler drops (the most common case with head sampling): decided inline,
+            # its scope is its ids (``UnsampledIds``), and there is nothing to end or record afterwards
+            previous, _active = _active, ids
+            try:
+                dispatch(req, parsed)
+            finally:
+                _active = previous
+            return
+        span = _root("RES " + parsed.action, SERVER, ids)  # (the same ids: the same decision)
+    elif _eager_attributes:  # (the sampler is asked, and given the attributes)
         span = _begin_asking("RES " + parsed.action, SERVER, parent, _res_attributes(conn, req, parsed), None)
     else:
         span = _begin("RES " + parsed.action, SERVER, parent)
-        if type(span) is LeanSpan:
-            span.attributes = _res_attributes(conn, req, parsed)
+    if type(span) is LeanSpan and not _eager_attributes:
+        span.attributes = _res_attributes(conn, req, parsed)
     scope = _Scope(span, parent.carry if parent is not None else None, type(span) is LeanSpan)
     previous, _active = _active, scope
     try:
@@ -796,17 +771,23 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
 
 def nats_request(
     subject: str, callback: ReplyCallback, headers: dict[str, str] | None
-) -> tuple[ReplyCallback, dict[str, str] | bytes]:
+) -> tuple[ReplyCallback, dict[str, str] | UnsampledIds | None]:
     """Start a CLIENT span for a NATS request: (callback that ends it, headers with the trace: a
-    dict, or bytes that are already the NATS header block).
+    dict, or the ids of a sampled-out root, whose ``traceparent`` the NATS client writes itself).
 
     In a sampled-out scope the request gets no span, only the scope's trace headers (sampled flag
-    off), so services sampling by their parent drop it too."""
+    off), so services sampling by their parent drop it too; its reply is handled in the scope."""
     scope = _active
     if scope is None:
         scope = _scope_here()
         if scope is None:
             return _unscoped_nats_request(subject, callback, headers)
+    if isinstance(scope, int):  # a sampled-out root (the most common case with head sampling)
+        reply = functools.partial(_call_in, scope, callback)
+        if _w3c and not headers:
+            return reply, scope
+        carrier = _headers_of(_unsampled_span(scope), None)
+        return reply, {**headers, **carrier} if headers else carrier
     span: LeanSpan | None = None
     if scope.recording or not _children_follow:
         if _eager_attributes:
@@ -823,8 +804,7 @@ def nats_request(
         if type(child) is LeanSpan:
             span = child
     else:  # a sampled-out scope: its trace headers (made once per scope), and the reply handled in it
-        sent = scope.trace_headers(headers) if headers else scope.nats_headers()
-        return functools.partial(_call_in, scope, callback), sent
+        return functools.partial(_call_in, scope, callback), scope.trace_headers(headers)
     scope.pending += 1
 
     def done(data: bytes | None, err: ResError | None) -> None:

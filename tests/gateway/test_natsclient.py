@@ -89,13 +89,15 @@ async def _next_turn(mq: NatsMQ) -> None:
     await mq._nc.flush()
 
 
-def test_a_header_block_is_sent_as_it_is_and_read_back_for_the_task_path() -> None:
-    """Tracing hands a sampled-out request's ``traceparent`` over as a ready NATS header block: the
-    HPUB command is the one the same headers as a dict make, and nats-py's own ``publish`` (the
-    task path) gets them back as a dict."""
-    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-02"}
+def test_sampled_out_ids_make_the_same_hpub_as_their_traceparent_and_the_task_path_reads_them() -> None:
+    """Tracing hands a sampled-out request's trace over as its ids (an int: trace id, span id): the
+    HPUB command is the one its ``traceparent`` as a dict makes, and nats-py's own ``publish`` (the
+    task path) gets that ``traceparent`` as a dict."""
+    trace_id, span_id = 0x0AF7651916CD43DD8448EB211C80319C, 0x00B7AD6B71692033
+    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-00b7ad6b71692033-02"}
+    ids = trace_id << 64 | span_id
     block = b"NATS/1.0\r\ntraceparent: %s\r\n\r\n" % headers["traceparent"].encode()
     as_dict = natsclient._pub_command("call.a.b.m", b"_INBOX.x.1", b"{}", headers)
-    assert natsclient._pub_command("call.a.b.m", b"_INBOX.x.1", b"{}", block) == as_dict
+    assert natsclient._pub_command("call.a.b.m", b"_INBOX.x.1", b"{}", ids) == as_dict
     assert as_dict.startswith(b"HPUB call.a.b.m _INBOX.x.1 %d %d\r\n" % (len(block), len(block) + 2))
-    assert natsclient._header_dict(block) == headers
+    assert natsclient._traceparent(ids) == headers["traceparent"]

@@ -526,6 +526,29 @@ async def test_ratio_sampled_trace_ids_agree_with_downstream_ratio_samplers(
     assert 0 < kept < calls  # both paths ran (a chance of 2 in 10^12 to fail)
 
 
+@pytest.mark.parametrize("sampler", ["traceidratio", "parentbased_traceidratio"])
+async def test_ratio_sampling_records_the_configured_share_of_requests(
+    sampler: str,
+    gateway_factory: GatewayFactory,
+    service: FakeService,
+    recorder: HeaderRecorder,
+    otlp_http: Receiver,
+    otel_env: pytest.MonkeyPatch,
+) -> None:
+    """A ratio of 0.5 records half the WebSocket requests, not a quarter: the root decision is taken
+    once, on the ids the request then carries (an earlier fast path drew them twice, which recorded
+    ratio² of them), and every recorded call's NATS request says "sampled"."""
+    _sample_ratio(otel_env, sampler, "0.5")
+    calls = 200
+    await _subscribe_and_call(await gateway_factory(), service, recorder, calls)
+
+    sampled = [_flags(h) for h in recorder.headers("call.test.model.method") if _flags(h)[2] & 0x01]
+    # binomial(200, 0.5): 100 ± 7; 70..130 fails once in 30,000 runs (ratio² would give 50 ± 6)
+    assert 70 <= len(sampled) <= 130, len(sampled)
+    recorded = [s for s in await otlp_http.spans() if s.name == "RES call"]
+    assert sorted(s.trace_id for s in recorded) == sorted(trace_id for trace_id, _, _ in sampled)
+
+
 @pytest.mark.parametrize("ratio", ["0", "1"])
 async def test_no_propagator_means_no_trace_headers(
     ratio: str,
