@@ -243,6 +243,7 @@ def _trace(sampler: str) -> None:
     samplers = {
         "always_on": sampling.ALWAYS_ON,
         "ratio": sampling.ParentBased(sampling.TraceIdRatioBased(0.01)),
+        "sampled_out": sampling.ParentBased(sampling.TraceIdRatioBased(0.0)),
     }
     tracing.setup(exporter=exporter, sampler=samplers[sampler])
 
@@ -254,9 +255,10 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=2000, help="calls per round (multiple of 50)")
     ap.add_argument(
         "--tracing",
-        choices=("off", "ratio", "always_on"),
+        choices=("off", "ratio", "always_on", "sampled_out"),
         default="off",
-        help="tracing as B7 runs it: off, 1 %% parent-based head sampling (ratio), or always_on",
+        help="tracing as B7 runs it: off, 1 %% parent-based head sampling (ratio), or always_on; "
+        "or sampled_out (ratio 0: the cost of the sampled-out path alone, no randomly recorded call)",
     )
     args = ap.parse_args()
     if args.tracing != "off":

@@ -191,11 +191,12 @@ class Connection:
         if action != "version":
             self.count_request(action)
         if tracing.enabled:
-            tracing.ws_request(self, req, parsed, self._dispatch)
+            tracing.ws_request(self, req, parsed)
             return
-        self._dispatch(req, parsed)
+        self.dispatch(req, parsed)
 
-    def _dispatch(self, req: client.Request, parsed: ridlib.ParsedMethod) -> None:
+    def dispatch(self, req: client.Request, parsed: ridlib.ParsedMethod) -> None:
+        """Run a counted, parsed request (``tracing.ws_request`` calls this in the request's scope)."""
         action = parsed.action
         try:
             if action == "version":

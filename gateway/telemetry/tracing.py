@@ -731,8 +731,8 @@ def _res_attributes(conn: Connection, req: Request, parsed: ParsedMethod) -> dic
     return attributes
 
 
-def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: Callable[..., None]) -> None:
-    """Run ``dispatch(req, parsed)`` in the scope of a SERVER span ``RES <action>``."""
+def ws_request(conn: Connection, req: Request, parsed: ParsedMethod) -> None:
+    """Run ``conn.dispatch(req, parsed)`` in the scope of a SERVER span ``RES <action>``."""
     global _active
     parent = conn.trace_parent
     bound = _unsampled_from
@@ -743,7 +743,7 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
             # its scope is its ids (``UnsampledIds``), and there is nothing to end or record afterwards
             previous, _active = _active, ids
             try:
-                dispatch(req, parsed)
+                conn.dispatch(req, parsed)
             finally:
                 _active = previous
             return
@@ -757,7 +757,7 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod, dispatch: C
     scope = _Scope(span, parent.carry if parent is not None else None, type(span) is LeanSpan)
     previous, _active = _active, scope
     try:
-        dispatch(req, parsed)
+        conn.dispatch(req, parsed)
     except BaseException as exc:
         _record_failure(span, exc)
         raise
