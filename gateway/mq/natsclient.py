@@ -70,15 +70,20 @@ def _is_permanent(cause: BaseException) -> bool:
 
 
 class _Pending:
-    """One request waiting for its reply."""
+    """One request waiting for its reply. ``trace``: the ids of the sampled-out trace the request
+    belongs to, when tracing gave those as its headers; its reply is handled in that trace
+    (``tracing.call_in``)."""
 
-    __slots__ = ("callback", "deadline", "started", "subject")
+    __slots__ = ("callback", "deadline", "started", "subject", "trace")
 
-    def __init__(self, callback: ReplyCallback, deadline: float, subject: str, started: float) -> None:
+    def __init__(
+        self, callback: ReplyCallback, deadline: float, subject: str, started: float, trace: int | None
+    ) -> None:
         self.callback = callback
         self.deadline = deadline
         self.subject = subject
         self.started = started
+        self.trace = trace
 
 
 class NatsMQ:
@@ -228,8 +233,11 @@ class NatsMQ:
         headers: dict[str, str] | None = None,
     ) -> None:
         sent: dict[str, str] | int | None = headers  # (with tracing: a sampled-out root's ids, perhaps)
+        trace = None
         if tracing.enabled:
             callback, sent = tracing.nats_request(subject, callback, headers)
+            if type(sent) is int:
+                trace = sent
         self._next_token += 1
         token = b"%x" % self._next_token  # the request's number in hex: its reply subject's last token
         reply = self._inbox_prefix_b + token
@@ -245,7 +253,7 @@ class NatsMQ:
             return
         now = self._loop.time()
         deadline = now + (timeout or self._timeout)
-        self._pending[token] = _Pending(callback, deadline, subject, now)
+        self._pending[token] = _Pending(callback, deadline, subject, now, trace)
         self._deadlines.set(token, deadline)
         # _queue, inlined (twice per subscription, once per call)
         self._outgoing.append(("pub", subject, payload, reply, sent, token))
@@ -430,7 +438,10 @@ class NatsMQ:
             return
         del self._pending[token]
         self.on_request_done(pending.subject, "reply", self._loop.time() - pending.started)  # type: ignore[union-attr]
-        pending.callback(data, None)
+        if pending.trace is None:
+            pending.callback(data, None)
+        else:
+            tracing.call_in(pending.trace, pending.callback, data, None)
 
     def _on_pre_response(self, token: bytes, pending: _Pending, data: bytes) -> None:
         ms = _pre_response_timeout(data)
@@ -451,7 +462,10 @@ class NatsMQ:
         if self._loop is not None:
             self.on_request_done(pending.subject, _outcome(err), self._loop.time() - pending.started)
         try:
-            pending.callback(None, err)
+            if pending.trace is None:
+                pending.callback(None, err)
+            else:
+                tracing.call_in(pending.trace, pending.callback, None, err)
         except Exception:
             log.exception("Error handling failed request %s", pending.subject)
 

@@ -693,7 +693,7 @@ def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
         if scope is None:
             return callback
     if isinstance(scope, int):  # a sampled-out root's ids: nothing to hold open
-        return functools.partial(_call_in, scope, callback)
+        return functools.partial(call_in, scope, callback)
 
     def run(a: _A, b: _B) -> None:
         _run_in(scope, callback, a, b)
@@ -702,7 +702,7 @@ def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
     return run
 
 
-def _call_in(scope: _Scope | UnsampledIds, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
+def call_in(scope: _Scope | UnsampledIds, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
     """Run ``callback(a, b)`` as part of ``scope`` (the active scope meanwhile)."""
     global _active
     previous, _active = _active, scope
@@ -716,7 +716,7 @@ def _run_in(scope: _Scope, callback: Callable[[_A, _B], None], a: _A, b: _B) -> 
     """Run ``callback(a, b)`` as part of ``scope``, then release the hold the caller took on it
     (``scope.pending``); the scope's span ends when nothing of it is pending any more."""
     try:
-        _call_in(scope, callback, a, b)
+        call_in(scope, callback, a, b)
     finally:
         scope.release()
 
@@ -773,7 +773,8 @@ def nats_request(
     subject: str, callback: ReplyCallback, headers: dict[str, str] | None
 ) -> tuple[ReplyCallback, dict[str, str] | UnsampledIds | None]:
     """Start a CLIENT span for a NATS request: (callback that ends it, headers with the trace: a
-    dict, or the ids of a sampled-out root, whose ``traceparent`` the NATS client writes itself).
+    dict, or the ids of a sampled-out root, whose ``traceparent`` the NATS client writes itself and
+    in whose scope it runs the callback, ``call_in``).
 
     In a sampled-out scope the request gets no span, only the scope's trace headers (sampled flag
     off), so services sampling by their parent drop it too; its reply is handled in the scope."""
@@ -783,11 +784,10 @@ def nats_request(
         if scope is None:
             return _unscoped_nats_request(subject, callback, headers)
     if isinstance(scope, int):  # a sampled-out root (the most common case with head sampling)
-        reply = functools.partial(_call_in, scope, callback)
         if _w3c and not headers:
-            return reply, scope
+            return callback, scope  # (the NATS client handles the reply in this scope: ``call_in``)
         carrier = _headers_of(_unsampled_span(scope), None)
-        return reply, {**headers, **carrier} if headers else carrier
+        return functools.partial(call_in, scope, callback), {**headers, **carrier} if headers else carrier
     span: LeanSpan | None = None
     if scope.recording or not _children_follow:
         if _eager_attributes:
@@ -804,7 +804,7 @@ def nats_request(
         if type(child) is LeanSpan:
             span = child
     else:  # a sampled-out scope: its trace headers (made once per scope), and the reply handled in it
-        return functools.partial(_call_in, scope, callback), scope.trace_headers(headers)
+        return functools.partial(call_in, scope, callback), scope.trace_headers(headers)
     scope.pending += 1
 
     def done(data: bytes | None, err: ResError | None) -> None:
@@ -849,7 +849,7 @@ def _unscoped_nats_request(
             if err is not None:
                 _nats_failure(span, err)
             span.end()
-        _call_in(scope, callback, data, err)
+        call_in(scope, callback, data, err)
 
     return done, carrier
 

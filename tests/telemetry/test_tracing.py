@@ -500,6 +500,31 @@ async def test_sampled_out_requests_still_propagate_the_trace(
     assert await otlp_http.spans() == []
 
 
+async def test_a_sampled_out_reply_is_handled_in_its_trace(
+    gateway_factory: GatewayFactory,
+    service: FakeService,
+    recorder: HeaderRecorder,
+    otlp_http: Receiver,
+    otel_env: pytest.MonkeyPatch,
+) -> None:
+    """Sampled out, a call's reply still runs in the call's trace (the NATS client hands it over with
+    the trace's ids): the get of the resource the call returns carries the call's trace id."""
+    _sample_nothing(otel_env)
+    client = await connect(await gateway_factory())
+    await _subscribe_callable(client, service, "test.model")
+    pending = await client.send("call.test.model.method")
+    await (await service.expect_request("call.test.model.method")).resource("test.model.data")
+    await (await service.expect_request("get.test.model.data")).json(get_reply("test.model.data"))
+    await pending.response()
+    await recorder.wait(4)
+
+    [call] = recorder.headers("call.test.model.method")
+    [get] = recorder.headers("get.test.model.data")
+    assert _flags(get)[0] == _flags(call)[0]
+    assert _flags(get)[2] & 0x01 == 0
+    assert await otlp_http.spans() == []
+
+
 async def test_ratio_sampled_trace_ids_agree_with_downstream_ratio_samplers(
     gateway_factory: GatewayFactory,
     service: FakeService,
