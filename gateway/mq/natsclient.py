@@ -235,9 +235,15 @@ class NatsMQ:
         sent: dict[str, str] | int | None = headers  # (with tracing: a sampled-out root's ids, perhaps)
         trace = None
         if tracing.enabled:
-            callback, sent = tracing.nats_request(subject, callback, headers)
-            if type(sent) is int:
-                trace = sent
+            active = tracing.active
+            if type(active) is int and not headers and tracing.ids_as_traceparent:
+                # a sampled-out root (most requests with head sampling): HPUB with its traceparent,
+                # and the reply handled in it (tracing.nats_request would say the same, slower)
+                sent = trace = active
+            else:
+                callback, sent = tracing.nats_request(subject, callback, headers)
+                if type(sent) is int:
+                    trace = sent
         self._next_token += 1
         token = b"%x" % self._next_token  # the request's number in hex: its reply subject's last token
         reply = self._inbox_prefix_b + token

@@ -63,7 +63,7 @@ with tracing off they pay one attribute read and branch, create no span object a
   subscriptions the event fans out to (``res.event.subscribers``).
 
 Scopes instead of the OpenTelemetry context: the span of the request (or event) being handled is
-held in a ``_Scope``, made current by setting the module variable ``_active`` while synchronous code
+held in a ``_Scope``, made current by setting the module variable ``active`` while synchronous code
 runs (the handler, a NATS reply callback) and found through ``_task_scopes`` inside tasks a request
 spawned. Child spans get their parent passed explicitly; no ``contextvars`` attach/detach, no span
 context objects (``traceparent`` is formatted here unless baggage or another propagator is
@@ -177,8 +177,14 @@ _silent: bool = False
 #: Where an ended sampled span goes (the export queues); see ``leanspan.on_end``.
 _emit: Callable[[LeanSpan], None] = leanspan.on_end
 #: The scope whose synchronous code is running (handlers, reply callbacks are never re-entered).
-_active: _Scope | UnsampledIds | None = None
-#: Scopes of the tasks requests spawned (a task's code runs when ``_active`` is None).
+#: ``gateway.mq.natsclient`` reads it: when it holds the ids of a sampled-out root and
+#: ``ids_as_traceparent`` is true, the client writes their ``traceparent`` and runs the reply in
+#: them itself, without calling ``nats_request`` (the most common request with head sampling).
+active: _Scope | UnsampledIds | None = None
+#: Whether a sampled-out root's ``traceparent`` alone carries its trace (W3C propagation, and no
+#: baggage or other propagator to ask), so the ids are all a NATS request needs.
+ids_as_traceparent: bool = False
+#: Scopes of the tasks requests spawned (a task's code runs when ``active`` is None).
 _task_scopes: dict[asyncio.Task[Any], _Scope | UnsampledIds] = {}
 _current_task = asyncio.current_task
 _hexlify = binascii.hexlify
@@ -230,7 +236,7 @@ def setup(
     """
     global enabled, _provider, _tracer, _sampler, _propagator, _otel_context, _otel_trace, _otel_baggage
     global _root_bound, _unsampled_from, _follow_parent, _children_follow, _eager_attributes, _w3c, _silent
-    global _emit
+    global _emit, ids_as_traceparent
     env = os.environ if env is None else env
     try:
         from opentelemetry import baggage as otel_baggage
@@ -282,6 +288,7 @@ def setup(
     _unsampled_from = None if _root_bound is None else max(_root_bound, 1) << 64
     _w3c = _is_w3c(_propagator)
     _silent = not _propagator.fields
+    ids_as_traceparent = _w3c
     _emit = leanspan.on_end = _fan_out([q.add for q in queues])
     enabled = True
     log.info(
@@ -461,11 +468,12 @@ def spans_dropped() -> int:
 
 def shutdown() -> None:
     """Flush and remove the tracer provider; tracing is off afterwards (idempotent)."""
-    global enabled, _provider, _tracer, _active, _emit
+    global enabled, _provider, _tracer, active, _emit, ids_as_traceparent
     enabled = False
+    ids_as_traceparent = False
     provider, _provider = _provider, None
     _tracer = None
-    _active = None
+    active = None
     _emit = leanspan.on_end = leanspan._nowhere
     _task_scopes.clear()
     if provider is not None:
@@ -659,7 +667,7 @@ def _carry(parent: Remote | None) -> Any:
 
 def _scope_here() -> _Scope | UnsampledIds | None:
     """The scope of the code running now: a handler or reply callback, or a task a request spawned."""
-    scope = _active
+    scope = active
     if scope is None and _task_scopes:
         task = _current_task()
         if task is not None:
@@ -687,7 +695,7 @@ def _forget_task(task: asyncio.Task[Any]) -> None:
 def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
     """``callback`` run in the running scope whenever it is called (once), keeping the scope's span
     open until then; for callbacks other requests' replies may deliver (a shared access request)."""
-    scope = _active
+    scope = active
     if scope is None:
         scope = _scope_here()
         if scope is None:
@@ -704,12 +712,12 @@ def bind(callback: Callable[[_A, _B], None]) -> Callable[[_A, _B], None]:
 
 def call_in(scope: _Scope | UnsampledIds, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
     """Run ``callback(a, b)`` as part of ``scope`` (the active scope meanwhile)."""
-    global _active
-    previous, _active = _active, scope
+    global active
+    previous, active = active, scope
     try:
         callback(a, b)
     finally:
-        _active = previous
+        active = previous
 
 
 def _run_in(scope: _Scope, callback: Callable[[_A, _B], None], a: _A, b: _B) -> None:
@@ -733,7 +741,7 @@ def _res_attributes(conn: Connection, req: Request, parsed: ParsedMethod) -> dic
 
 def ws_request(conn: Connection, req: Request, parsed: ParsedMethod) -> None:
     """Run ``conn.dispatch(req, parsed)`` in the scope of a SERVER span ``RES <action>``."""
-    global _active
+    global active
     parent = conn.trace_parent
     bound = _unsampled_from
     if parent is None and bound is not None:
@@ -741,11 +749,11 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod) -> None:
         if ids & _TRACE_ID_LOW >= bound and ids & _MASK64:  # (a zero span id would be invalid)
             # a root the sampler drops (the most common case with head sampling): decided inline,
             # its scope is its ids (``UnsampledIds``), and there is nothing to end or record afterwards
-            previous, _active = _active, ids
+            previous, active = active, ids
             try:
                 conn.dispatch(req, parsed)
             finally:
-                _active = previous
+                active = previous
             return
         span = _root("RES " + parsed.action, SERVER, ids)  # (the same ids: the same decision)
     elif _eager_attributes:  # (the sampler is asked, and given the attributes)
@@ -755,14 +763,14 @@ def ws_request(conn: Connection, req: Request, parsed: ParsedMethod) -> None:
     if type(span) is LeanSpan and not _eager_attributes:
         span.attributes = _res_attributes(conn, req, parsed)
     scope = _Scope(span, parent.carry if parent is not None else None, type(span) is LeanSpan)
-    previous, _active = _active, scope
+    previous, active = active, scope
     try:
         conn.dispatch(req, parsed)
     except BaseException as exc:
         _record_failure(span, exc)
         raise
     finally:
-        _active = previous
+        active = previous
         scope.release()
 
 
@@ -778,7 +786,7 @@ def nats_request(
 
     In a sampled-out scope the request gets no span, only the scope's trace headers (sampled flag
     off), so services sampling by their parent drop it too; its reply is handled in the scope."""
-    scope = _active
+    scope = active
     if scope is None:
         scope = _scope_here()
         if scope is None:
@@ -908,7 +916,7 @@ def _event_attributes(cache: Cache, name: str, event: str) -> dict[str, Any]:
 def service_event(cache: Cache, name: str, event: str, data: bytes) -> None:
     """Handle a service event (``cache.handle_event``) in the scope of a span ``event <name>.<event>``
     (a root: events carry no trace context)."""
-    global _active
+    global active
     if _eager_attributes:
         span = _begin_asking(
             "event " + name + "." + event, CONSUMER, None, _event_attributes(cache, name, event), None
@@ -918,12 +926,12 @@ def service_event(cache: Cache, name: str, event: str, data: bytes) -> None:
         if type(span) is LeanSpan:
             span.attributes = _event_attributes(cache, name, event)
     scope = _Scope(span, None, type(span) is LeanSpan)
-    previous, _active = _active, scope
+    previous, active = active, scope
     try:
         cache.handle_event(name, event, data)
     except BaseException as exc:
         _record_failure(span, exc)
         raise
     finally:
-        _active = previous
+        active = previous
         scope.release()
