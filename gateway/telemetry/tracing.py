@@ -56,16 +56,19 @@ with tracing off they pay one attribute read and branch, create no span object a
 * ``NatsMQ.request`` → ``nats_request``: a CLIENT span ``NATS <subject>``, a child of the request
   (or event) being handled, with ``traceparent``/``tracestate`` injected into the message headers;
   it ends when the reply, a timeout or an error arrives, and the reply is handled in the requester's
-  scope (so reference gets a reply causes stay in the same trace).
+  scope (so reference gets a reply causes stay in the same trace). A sampled-out root's requests
+  (most requests with head sampling) do not call it: ``NatsMQ.request`` finds the root's ids in
+  ``active``, writes their ``traceparent`` into the HPUB command and runs the reply in them itself
+  (``call_in``).
 * ``api.serve`` (both HTTP front ends) → ``http_request``: a SERVER span ``HTTP <verb>`` honouring an incoming
   ``traceparent``.
 * ``Cache.on_event`` → ``service_event``: a span ``event <name>.<event>`` with the number of
   subscriptions the event fans out to (``res.event.subscribers``).
 
 Scopes instead of the OpenTelemetry context: the span of the request (or event) being handled is
-held in a ``_Scope``, made current by setting the module variable ``active`` while synchronous code
-runs (the handler, a NATS reply callback) and found through ``_task_scopes`` inside tasks a request
-spawned. Child spans get their parent passed explicitly; no ``contextvars`` attach/detach, no span
+held in a ``_Scope`` (for a root the sampler left out, just its ids: ``UnsampledIds``), made
+current by setting the module variable ``active`` while synchronous code runs (the handler, a NATS
+reply callback) and found through ``_task_scopes`` inside tasks a request spawned. Child spans get their parent passed explicitly; no ``contextvars`` attach/detach, no span
 context objects (``traceparent`` is formatted here unless baggage or another propagator is
 involved). A scope's span ends when the handler has returned and every NATS request and task
 started in it is done.
