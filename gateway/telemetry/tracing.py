@@ -68,10 +68,10 @@ with tracing off they pay one attribute read and branch, create no span object a
 Scopes instead of the OpenTelemetry context: the span of the request (or event) being handled is
 held in a ``_Scope`` (for a root the sampler left out, just its ids: ``UnsampledIds``), made
 current by setting the module variable ``active`` while synchronous code runs (the handler, a NATS
-reply callback) and found through ``_task_scopes`` inside tasks a request spawned. Child spans get their parent passed explicitly; no ``contextvars`` attach/detach, no span
-context objects (``traceparent`` is formatted here unless baggage or another propagator is
-involved). A scope's span ends when the handler has returned and every NATS request and task
-started in it is done.
+reply callback) and found through ``_task_scopes`` inside tasks a request spawned. Child spans get
+their parent passed explicitly; no ``contextvars`` attach/detach, no span context objects
+(``traceparent`` is formatted here unless baggage or another propagator is involved). A scope's
+span ends when the handler has returned and every NATS request and task started in it is done.
 
 Tests (and embedders) install their own exporter with ``setup(exporter=..., simple=True)`` (or several
 with ``exporters=[...]``) and undo it with ``shutdown()``; see tests/telemetry/test_tracing.py and
@@ -649,9 +649,8 @@ class _Scope:
 #: object but its ids: 192 random bits, the trace id in the top 128 (whose low 64 bits the sampler
 #: decided on) and the span id in the low 64, so their 24 bytes are the two ids in traceparent's
 #: order. Nothing of it is ever recorded or ended, so nothing else is needed; ``gateway.mq.natsclient``
-#: writes its ``traceparent`` (sampled flag off) straight into the HPUB command (``nats_request``).
+#: writes its ``traceparent`` (sampled flag off) straight into the HPUB command (see ``active``).
 UnsampledIds = int
-Scope = _Scope | UnsampledIds
 
 
 def _unsampled_span(ids: UnsampledIds) -> Dropped:
