@@ -180,7 +180,13 @@ test('reconnect: after a gateway restart clients resubscribe and get events agai
   const title = `Coraline ${Date.now()}`;
   await waitFor(() => withTimeout(bookA.set({ title }), 3000).then(() => true),
     'a call to succeed after the restart', 30000);
-  await waitFor(() => bookB.title === title, 'the second client to see the new title', 15000);
+  try {
+    await waitFor(() => bookB.title === title, 'the second client to see the new title', 15000);
+  } catch (err) {
+    // (seen once in CI under load; the gateway's own log says what the second client got)
+    err.message += `\n--- gateway output ---\n${gateway.output}`;
+    throw err;
+  }
   const changed = nextEvent(bookB, 'change');
   await bookA.set({ author: 'N. Gaiman' });
   await changed;
