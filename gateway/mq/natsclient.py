@@ -236,7 +236,7 @@ class NatsMQ:
         trace = None
         if tracing.enabled:
             active = tracing.active
-            if type(active) is int and not headers and tracing.ids_as_traceparent:
+            if type(active) is int and not headers and tracing.w3c:
                 # a sampled-out root (most requests with head sampling): HPUB with its traceparent,
                 # and the reply handled in it (tracing.nats_request would say the same, slower)
                 sent = trace = active

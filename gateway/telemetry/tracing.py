@@ -172,21 +172,19 @@ _children_follow: bool = False
 #: at them); otherwise they are built only for spans that turn out to be recorded.
 _eager_attributes: bool = True
 #: Whether the propagator is W3C Trace Context (plus baggage), so ``traceparent``/``tracestate`` are
-#: formatted here unless a baggage context has to be passed on.
-_w3c: bool = False
+#: formatted here unless a baggage context has to be passed on; then a sampled-out root's
+#: ``traceparent`` alone carries its trace, and its ids are all a NATS request needs (``active``).
+w3c: bool = False
 #: Whether the propagator writes no header at all (``OTEL_PROPAGATORS=none``): then NATS requests
 #: carry none, without asking it each time.
 _silent: bool = False
 #: Where an ended sampled span goes (the export queues); see ``leanspan.on_end``.
 _emit: Callable[[LeanSpan], None] = leanspan.on_end
 #: The scope whose synchronous code is running (handlers, reply callbacks are never re-entered).
-#: ``gateway.mq.natsclient`` reads it: when it holds the ids of a sampled-out root and
-#: ``ids_as_traceparent`` is true, the client writes their ``traceparent`` and runs the reply in
-#: them itself, without calling ``nats_request`` (the most common request with head sampling).
+#: ``gateway.mq.natsclient`` reads it: when it holds the ids of a sampled-out root and ``w3c`` is
+#: true, the client writes their ``traceparent`` and runs the reply in them itself, without calling
+#: ``nats_request`` (the most common request with head sampling).
 active: _Scope | UnsampledIds | None = None
-#: Whether a sampled-out root's ``traceparent`` alone carries its trace (W3C propagation, and no
-#: baggage or other propagator to ask), so the ids are all a NATS request needs.
-ids_as_traceparent: bool = False
 #: Scopes of the tasks requests spawned (a task's code runs when ``active`` is None).
 _task_scopes: dict[asyncio.Task[Any], _Scope | UnsampledIds] = {}
 _current_task = asyncio.current_task
@@ -238,8 +236,8 @@ def setup(
     Raises ``TracingUnavailable`` when the OpenTelemetry SDK is not installed.
     """
     global enabled, _provider, _tracer, _sampler, _propagator, _otel_context, _otel_trace, _otel_baggage
-    global _root_bound, _unsampled_from, _follow_parent, _children_follow, _eager_attributes, _w3c, _silent
-    global _emit, ids_as_traceparent
+    global _root_bound, _unsampled_from, _follow_parent, _children_follow, _eager_attributes, w3c, _silent
+    global _emit
     env = os.environ if env is None else env
     try:
         from opentelemetry import baggage as otel_baggage
@@ -289,9 +287,8 @@ def setup(
     _root_bound, _follow_parent, _eager_attributes = _analyse_sampler(chosen)
     _children_follow = _root_bound is not None
     _unsampled_from = None if _root_bound is None else max(_root_bound, 1) << 64
-    _w3c = _is_w3c(_propagator)
+    w3c = _is_w3c(_propagator)
     _silent = not _propagator.fields
-    ids_as_traceparent = _w3c
     _emit = leanspan.on_end = _fan_out([q.add for q in queues])
     enabled = True
     log.info(
@@ -471,9 +468,8 @@ def spans_dropped() -> int:
 
 def shutdown() -> None:
     """Flush and remove the tracer provider; tracing is off afterwards (idempotent)."""
-    global enabled, _provider, _tracer, active, _emit, ids_as_traceparent
+    global enabled, _provider, _tracer, active, _emit
     enabled = False
-    ids_as_traceparent = False
     provider, _provider = _provider, None
     _tracer = None
     active = None
@@ -494,7 +490,7 @@ def extract(headers: Mapping[str, str]) -> Remote | None:
 def _remote(ctx: Any) -> Remote | None:
     """The parent an OpenTelemetry context holds, or None for an empty one."""
     sc = _otel_trace.get_current_span(ctx).get_span_context()
-    carry = ctx if not _w3c or _otel_baggage.get_all(ctx) else None
+    carry = ctx if not w3c or _otel_baggage.get_all(ctx) else None
     if not sc.is_valid:
         return None if carry is None else Remote(0, 0, 0, None, ctx, carry)
     return Remote(sc.trace_id, sc.span_id, int(sc.trace_flags), sc.trace_state, ctx, carry, sc.is_remote)
@@ -502,7 +498,7 @@ def _remote(ctx: Any) -> Remote | None:
 
 def _headers_of(span: LeanSpan | Dropped, carry: Any) -> dict[str, str]:
     """The trace headers naming ``span`` as the parent (``carry``: a context to pass on, see ``Remote``)."""
-    if _w3c and carry is None:
+    if w3c and carry is None:
         ids = ((span.trace_id << 64) | span.span_id).to_bytes(24, "big").hex()  # (faster than "%032x")
         headers = {"traceparent": f"00-{ids[:32]}-{ids[32:]}{_FLAGS[span.flags]}"}
         if span.trace_state:
@@ -794,7 +790,7 @@ def nats_request(
         if scope is None:
             return _unscoped_nats_request(subject, callback, headers)
     if isinstance(scope, int):  # a sampled-out root (the most common case with head sampling)
-        if _w3c and not headers:
+        if w3c and not headers:
             return callback, scope  # (the NATS client handles the reply in this scope: ``call_in``)
         carrier = _headers_of(_unsampled_span(scope), None)
         return functools.partial(call_in, scope, callback), {**headers, **carrier} if headers else carrier
