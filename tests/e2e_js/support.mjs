@@ -72,13 +72,21 @@ export class Proc {
     this.exited = new Promise((resolve) => this.child.once('exit', (code, sig) => resolve(code ?? sig)));
   }
 
+  // Resolves once the port accepts connections; otherwise stops the process (a gateway that cannot
+  // reach NATS never opens its port, and would outlive the suite) and rejects with its output.
   async ready(timeout = 15000) {
     let gone = false;
     this.exited.then(() => { gone = true; });
-    await waitFor(async () => {
-      if (gone) throw new Error(`${this.name} exited early:\n${this.output}`);
-      return portOpen(this.port);
-    }, `${this.name} on port ${this.port}`, timeout);
+    try {
+      await waitFor(async () => {
+        if (gone) throw new Error(`${this.name} exited early`);
+        return portOpen(this.port);
+      }, `${this.name} on port ${this.port}`, timeout);
+    } catch (err) {
+      await this.stop();
+      err.message += `\n--- ${this.name} output ---\n${this.output}`;
+      throw err;
+    }
     return this;
   }
 
@@ -107,9 +115,15 @@ export async function startExample(name) {
 }
 
 // A resclient on Node's `ws` (Node 20 has no global WebSocket); `headers` go with the upgrade request.
+// `allowSynchronousEvents: false` makes `ws` dispatch messages as browsers do, one per task: resclient
+// handles a subscribe response in a promise callback, so when `ws` emitted a response and the event
+// behind it (read in one chunk) in the same tick, resclient applied the event first and then the
+// response's older data over it, and a resubscribed client kept a stale value (seen in the reconnect
+// test under load: the gateway had sent the response, then the change event).
 export function newClient(gatewayPort, headers = {}) {
   const url = `ws://127.0.0.1:${gatewayPort}`;
-  return new ResClient(() => new WebSocket(url, { headers }), { reconnectDelay: 300, subscribeStaleDelay: 300 });
+  const socket = () => new WebSocket(url, { headers, allowSynchronousEvents: false });
+  return new ResClient(socket, { reconnectDelay: 300, subscribeStaleDelay: 300 });
 }
 
 // Resolves with the next `event` of `item` (a model or collection), or rejects after `timeout` ms.
