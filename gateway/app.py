@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway import constants
+from gateway import constants, tracelog
 from gateway.cache.cache import Cache
 from gateway.config import Config
 from gateway.conn.connection import Connection
@@ -34,7 +34,8 @@ class Gateway:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.mq = NatsMQ(request_timeout=config.request_timeout / 1000, on_message=self._on_message)
+        mq_class = tracelog.TracedNatsMQ if config.trace else NatsMQ  # (trace logging: -V)
+        self.mq = mq_class(request_timeout=config.request_timeout / 1000, on_message=self._on_message)
         self.mq.on_reconnected = self._on_reconnected
         self.cache = Cache(
             self.mq, eviction_delay=config.cache_eviction_delay / 1000, reset_throttle=config.reset_throttle

@@ -25,12 +25,11 @@ from typing import Any
 import gateway
 from gateway import workers
 from gateway.config import Config, ConfigError, load_parsed, parse_args, usage
-from gateway.constants import DEFAULT_NATS_URL, PROTOCOL_VERSION, RESGATE_VERSION
+from gateway.constants import DEFAULT_NATS_URL, LOG_TRACE, PROTOCOL_VERSION, RESGATE_VERSION
 
 log = logging.getLogger("gateway")
 
-#: Log level of trace output (raw frames and NATS messages), below DEBUG.
-TRACE = 5
+TRACE = LOG_TRACE
 logging.addLevelName(TRACE, "TRACE")
 
 #: Short level tags in log lines, as resgate prints them.

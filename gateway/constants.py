@@ -74,3 +74,6 @@ HTTP_MAX_HEADER_BYTES: Final = 1 << 20
 LISTEN_BACKLOG: Final = 65535
 #: Largest HTTP request body accepted (call parameters); larger bodies get 413.
 HTTP_MAX_BODY_BYTES: Final = 64 * 1024 * 1024
+
+#: Log level of trace lines (client and NATS messages, ``-V``), below DEBUG.
+LOG_TRACE = 5

@@ -19,3 +19,11 @@ def text(payload: bytes) -> bytes:
     if n < 65536:
         return struct.pack("!BBH", _TEXT_FIN, 126, n) + payload
     return struct.pack("!BBQ", _TEXT_FIN, 127, n) + payload
+
+
+def payload(frame: bytes) -> bytes:
+    """The payload of an unmasked frame made by ``text`` (its header is 2, 4 or 10 bytes)."""
+    n = frame[1] & 0x7F
+    if n < 126:
+        return frame[2:]
+    return frame[4:] if n == 126 else frame[10:]

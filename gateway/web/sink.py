@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from gateway import constants
+from gateway.protocol import wsframe
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +177,9 @@ class CompressingSink:
                 frame = await self._queue.get()
                 self._queued -= len(frame)
                 if send_frame is not None:
-                    await send_frame(_payload(frame), WSMsgType.TEXT)
+                    await send_frame(wsframe.payload(frame), WSMsgType.TEXT)
                 else:
-                    await ws.send_str(_payload(frame).decode("utf-8"))
+                    await ws.send_str(wsframe.payload(frame).decode("utf-8"))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the client went away; the read loop cleans up
@@ -198,13 +199,6 @@ class CompressingSink:
     def close(self) -> None:
         self._closed = True
         self._task.cancel()
-
-
-def _payload(frame: bytes) -> bytes:
-    n = frame[1] & 0x7F
-    if n < 126:
-        return frame[2:]
-    return frame[4:] if n == 126 else frame[10:]
 
 
 def _nothing() -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway import tracelog
 from gateway.conn.connection import ClientSink, Connection
 from gateway.protocol import errors, http, service
 from gateway.protocol.service import RequestInfo
@@ -85,7 +86,10 @@ def open_connection(gateway: Gateway, request: RequestLike, sink: ClientSink) ->
     config = gateway.config
     cid = new_cid()
     handle_sub = gateway.mq.subscribe("conn." + cid + ".*")
-    conn = Connection(
+    trace = config.trace
+    if trace:
+        tracelog.connected(cid, request_info(request).remote_addr)
+    conn = (tracelog.TracedConnection if trace else Connection)(
         cid=cid,
         cache=gateway.cache,
         mq=gateway.mq,
@@ -100,6 +104,11 @@ def open_connection(gateway: Gateway, request: RequestLike, sink: ClientSink) ->
         conn.trace_parent = tracing.extract(request.headers)
     gateway.connections[cid] = conn
     return conn, handle_sub
+
+
+def attach(gateway: Gateway, conn: Connection, sink: ClientSink) -> None:
+    """Give an upgraded connection its sink (wrapped to log each frame when trace logging is on)."""
+    conn.sink = tracelog.TracedSink(conn.cid, sink) if gateway.config.trace else sink
 
 
 def register(gateway: Gateway, conn: Connection, socket: ClientSocket) -> None:
@@ -147,10 +156,11 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
         if ws.compress
         else TransportSink(transport, cid=cid, flusher=gateway.flusher, limit=limit)
     )
-    early, conn.sink = conn.sink, sink
+    early = conn.sink
+    attach(gateway, conn, sink)
     if isinstance(early, _BufferSink):
         for frame in early.frames:  # answers to messages that arrived while the upgrade finished
-            sink.send(frame)
+            conn.sink.send(frame)
     register(gateway, conn, ws)
     try:
         async for msg in ws:

@@ -71,7 +71,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._sink = TransportSink(
             transport, cid=conn.cid, flusher=gateway.flusher, limit=config.client_outbox_limit
         )
-        conn.sink = self._sink
+        ws.attach(gateway, conn, self._sink)
         self._conn: Connection = conn
         self._reader = FrameReader(self, config.ws_max_message_size)
         self._close_sent = False

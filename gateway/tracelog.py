@@ -1,0 +1,133 @@
+"""Trace logging (``-V``, ``trace: true``): every client message and NATS message, as resgate logs them.
+
+resgate's ``Tracef`` lines, at log level TRACE, in the same notation, so its users' habits carry over:
+
+    [cid] Connected: 127.0.0.1:50412            a client connected
+    [cid] --> {"id":1,"method":"subscribe.example.model"}     from the client
+    [cid] <-- {"result":{...},"id":1}           a response to the client
+    [cid] <<- {"event":"example.model.change","data":{...}}   an event to the client
+    [cid] Disconnected                          the connection ended
+    <== (3) get.example.model: {}               a NATS request (3: its number, to match the reply)
+    ==> (3): {"result":{"model":{...}}}         its reply
+    x=> (3) Request timeout                     its failure (timeout, no responders, ...)
+    <== event.example.model.custom: {...}       a NATS publish
+    =>> event.example.model.change: {...}       a NATS message on a subscription
+    S=> event.example.model.*                   a NATS subscription ...
+    U=> event.example.model.*                   ... and its end
+
+Payloads are logged as they are, tokens and passwords included (as resgate does): this is for
+debugging, not for production logs.
+
+Nothing here runs unless trace logging is on: the gateway then builds ``TracedNatsMQ`` instead of
+``NatsMQ`` and ``TracedConnection`` instead of ``Connection``, and wraps each client's sink in
+``TracedSink``; with it off, the hot paths carry no check at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gateway.conn.connection import ClientSink, Connection
+from gateway.constants import LOG_TRACE
+from gateway.mq.base import MessageCallback, ReplyCallback
+from gateway.mq.natsclient import NatsMQ
+from gateway.protocol import wsframe
+from gateway.protocol.errors import ResError
+
+TRACE = LOG_TRACE  # (below DEBUG: ``-V`` shows these lines, ``-D`` alone does not)
+
+log = logging.getLogger("gateway.trace")
+
+
+def _text(data: bytes | str | None) -> str:
+    """A payload as it is logged: the JSON text itself (invalid UTF-8 replaced, never fatal)."""
+    if data is None:
+        return ""
+    return data if isinstance(data, str) else data.decode("utf-8", "replace")
+
+
+class TracedNatsMQ(NatsMQ):
+    """``NatsMQ`` that logs what goes out to NATS and what comes back."""
+
+    def __init__(self, *, request_timeout: float, on_message: MessageCallback) -> None:
+        super().__init__(request_timeout=request_timeout, on_message=_traced_messages(on_message))
+        self._requests = 0
+        self._subjects: dict[Any, str] = {}
+
+    def request(
+        self,
+        subject: str,
+        payload: bytes,
+        callback: ReplyCallback,
+        *,
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self._requests += 1
+        number = self._requests
+        log.log(TRACE, "<== (%d) %s: %s", number, subject, _text(payload))
+
+        def traced(data: bytes | None, err: ResError | None) -> None:
+            if err is not None:
+                log.log(TRACE, "x=> (%d) %s", number, err.message)
+            else:
+                log.log(TRACE, "==> (%d): %s", number, _text(data))
+            callback(data, err)
+
+        super().request(subject, payload, traced, timeout=timeout, headers=headers)
+
+    def publish(self, subject: str, payload: bytes) -> None:
+        log.log(TRACE, "<== %s: %s", subject, _text(payload))
+        super().publish(subject, payload)
+
+    def subscribe(self, subject: str) -> int:
+        handle = super().subscribe(subject)
+        self._subjects[handle] = subject
+        log.log(TRACE, "S=> %s", subject)
+        return handle
+
+    def unsubscribe(self, handle: Any) -> None:
+        log.log(TRACE, "U=> %s", self._subjects.pop(handle, handle))
+        super().unsubscribe(handle)
+
+
+def _traced_messages(on_message: MessageCallback) -> MessageCallback:
+    def traced(subject: str, payload: bytes) -> None:
+        log.log(TRACE, "=>> %s: %s", subject, _text(payload))
+        on_message(subject, payload)
+
+    return traced
+
+
+class TracedConnection(Connection):
+    """``Connection`` that logs each client message before handling it, and its end."""
+
+    def handle_message(self, data: bytes | str) -> None:
+        log.log(TRACE, "[%s] --> %s", self.cid, _text(data))
+        super().handle_message(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            log.log(TRACE, "[%s] Disconnected", self.cid)
+        super().close()
+
+
+class TracedSink:
+    """A client's sink that logs each frame (a response ``<--`` or an event ``<<-``) it passes on."""
+
+    __slots__ = ("_cid", "_sink")
+
+    def __init__(self, cid: str, sink: ClientSink) -> None:
+        self._cid = cid
+        self._sink = sink
+
+    def send(self, frame: bytes) -> None:
+        payload = wsframe.payload(frame)
+        arrow = "<<-" if payload.startswith(b'{"event"') else "<--"
+        log.log(TRACE, "[%s] %s %s", self._cid, arrow, _text(payload))
+        self._sink.send(frame)
+
+
+def connected(cid: str, remote: str) -> None:
+    log.log(TRACE, "[%s] Connected: %s", cid, remote)
