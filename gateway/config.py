@@ -109,7 +109,11 @@ class Config(BaseSettings):
         schema={"minimum": 0},
     )
     buffer_size: int = _key(
-        "bufferSize", 8192, "NATS incoming message buffer (messages)", schema={"minimum": 0}
+        "bufferSize",
+        8192,
+        "NATS incoming message buffer (messages); accepted for compatibility, no effect: messages are "
+        "handled as they are read",
+        schema={"minimum": 0},
     )
 
     # --- logging ----------------------------------------------------------------------------------
