@@ -129,7 +129,17 @@ async def test_invalid_utf8_from_a_service_is_logged_not_fatal(
 
 async def test_minus_v_shows_trace_lines_on_stderr(nats_server: NatsServer) -> None:
     """The CLI's ``-V``: the process logs its NATS subscriptions at TRC level."""
-    argv = ["--nats", nats_server.url, "--addr", "127.0.0.1", "--port", str(free_port()), "--adminport", "0", "-V"]
+    argv = [
+        "--nats",
+        nats_server.url,
+        "--addr",
+        "127.0.0.1",
+        "--port",
+        str(free_port()),
+        "--adminport",
+        "0",
+        "-V",
+    ]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
