@@ -9,7 +9,7 @@ resgate's ``Tracef`` lines, at log level TRACE, in the same notation, so its use
     [cid] Disconnected                          the connection ended
     <== (3) get.example.model: {}               a NATS request (3: its number, to match the reply)
     ==> (3): {"result":{"model":{...}}}         its reply
-    x=> (3) Request timeout                     its failure (timeout, no responders, ...)
+    x=> (3) system.timeout: Request timeout     its failure (timeout, no responders, ...)
     <== event.example.model.custom: {...}       a NATS publish
     =>> event.example.model.change: {...}       a NATS message on a subscription
     S=> event.example.model.*                   a NATS subscription ...
@@ -70,7 +70,7 @@ class TracedNatsMQ(NatsMQ):
 
         def traced(data: bytes | None, err: ResError | None) -> None:
             if err is not None:
-                log.log(TRACE, "x=> (%d) %s", number, err.message)
+                log.log(TRACE, "x=> (%d) %s: %s", number, err.code, err.message)
             else:
                 log.log(TRACE, "==> (%d): %s", number, _text(data))
             callback(data, err)

@@ -91,7 +91,7 @@ async def test_trace_logging_shows_client_and_nats_messages_as_resgate_does(
     assert lines(rf'\[{cid}\] <-- \{{"result":\{{"payload":\{{"done":true\}}\}},"id":\d+\}}')
     slow = lines(r"<== \((\d+)\) call\.test\.model\.slow: .*")
     number = re.match(r"<== \((\d+)\)", slow[0]).group(1)  # type: ignore[union-attr]
-    assert lines(rf"x=> \({number}\) Request timeout")
+    assert lines(rf"x=> \({number}\) system\.timeout: Request timeout")
     for _ in range(100):  # the close reaches the gateway a little later
         if lines(rf"\[{cid}\] Disconnected"):
             break
