@@ -29,12 +29,11 @@ from gateway.constants import DEFAULT_NATS_URL, LOG_TRACE, PROTOCOL_VERSION, RES
 
 log = logging.getLogger("gateway")
 
-TRACE = LOG_TRACE
-logging.addLevelName(TRACE, "TRACE")
+logging.addLevelName(LOG_TRACE, "TRACE")
 
 #: Short level tags in log lines, as resgate prints them.
 _LEVEL_TAGS = {
-    TRACE: "TRC",
+    LOG_TRACE: "TRC",
     logging.DEBUG: "DBG",
     logging.INFO: "INF",
     logging.WARNING: "WRN",
@@ -100,7 +99,7 @@ def setup_logging(*, debug: bool, trace: bool) -> None:
     for old in root.handlers[:]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(TRACE if trace else logging.DEBUG if debug else logging.INFO)
+    root.setLevel(LOG_TRACE if trace else logging.DEBUG if debug else logging.INFO)
 
 
 class _Formatter(logging.Formatter):

@@ -35,8 +35,6 @@ from gateway.mq.natsclient import NatsMQ
 from gateway.protocol import wsframe
 from gateway.protocol.errors import ResError
 
-TRACE = LOG_TRACE  # (below DEBUG: ``-V`` shows these lines, ``-D`` alone does not)
-
 log = logging.getLogger("gateway.trace")
 
 
@@ -66,35 +64,35 @@ class TracedNatsMQ(NatsMQ):
     ) -> None:
         self._requests += 1
         number = self._requests
-        log.log(TRACE, "<== (%d) %s: %s", number, subject, _text(payload))
+        log.log(LOG_TRACE, "<== (%d) %s: %s", number, subject, _text(payload))
 
         def traced(data: bytes | None, err: ResError | None) -> None:
             if err is not None:
-                log.log(TRACE, "x=> (%d) %s: %s", number, err.code, err.message)
+                log.log(LOG_TRACE, "x=> (%d) %s: %s", number, err.code, err.message)
             else:
-                log.log(TRACE, "==> (%d): %s", number, _text(data))
+                log.log(LOG_TRACE, "==> (%d): %s", number, _text(data))
             callback(data, err)
 
         super().request(subject, payload, traced, timeout=timeout, headers=headers)
 
     def publish(self, subject: str, payload: bytes) -> None:
-        log.log(TRACE, "<== %s: %s", subject, _text(payload))
+        log.log(LOG_TRACE, "<== %s: %s", subject, _text(payload))
         super().publish(subject, payload)
 
     def subscribe(self, subject: str) -> int:
         handle = super().subscribe(subject)
         self._subjects[handle] = subject
-        log.log(TRACE, "S=> %s", subject)
+        log.log(LOG_TRACE, "S=> %s", subject)
         return handle
 
     def unsubscribe(self, handle: Any) -> None:
-        log.log(TRACE, "U=> %s", self._subjects.pop(handle, handle))
+        log.log(LOG_TRACE, "U=> %s", self._subjects.pop(handle, handle))
         super().unsubscribe(handle)
 
 
 def _traced_messages(on_message: MessageCallback) -> MessageCallback:
     def traced(subject: str, payload: bytes) -> None:
-        log.log(TRACE, "=>> %s: %s", subject, _text(payload))
+        log.log(LOG_TRACE, "=>> %s: %s", subject, _text(payload))
         on_message(subject, payload)
 
     return traced
@@ -104,12 +102,12 @@ class TracedConnection(Connection):
     """``Connection`` that logs each client message before handling it, and its end."""
 
     def handle_message(self, data: bytes | str) -> None:
-        log.log(TRACE, "[%s] --> %s", self.cid, _text(data))
+        log.log(LOG_TRACE, "[%s] --> %s", self.cid, _text(data))
         super().handle_message(data)
 
     def close(self) -> None:
         if not self.closed:
-            log.log(TRACE, "[%s] Disconnected", self.cid)
+            log.log(LOG_TRACE, "[%s] Disconnected", self.cid)
         super().close()
 
 
@@ -125,9 +123,9 @@ class TracedSink:
     def send(self, frame: bytes) -> None:
         payload = wsframe.payload(frame)
         arrow = "<<-" if payload.startswith(b'{"event"') else "<--"
-        log.log(TRACE, "[%s] %s %s", self._cid, arrow, _text(payload))
+        log.log(LOG_TRACE, "[%s] %s %s", self._cid, arrow, _text(payload))
         self._sink.send(frame)
 
 
 def connected(cid: str, remote: str) -> None:
-    log.log(TRACE, "[%s] Connected: %s", cid, remote)
+    log.log(LOG_TRACE, "[%s] Connected: %s", cid, remote)

@@ -72,12 +72,18 @@ def request_info(request: RequestLike) -> RequestInfo:
         canon = http.canonical_header_key(key)
         if canon != "Host":
             header.setdefault(canon, []).append(value)
+    return RequestInfo(
+        header=header, host=request.host, remote_addr=remote_addr(request), uri=request.raw_path
+    )
+
+
+def remote_addr(request: RequestLike) -> str:
+    """The client's address as resgate writes it (``host:port``, ``[v6]:port``), or ""."""
     peer = request.transport.get_extra_info("peername") if request.transport else None
-    remote = ""
-    if peer:
-        host, port = peer[0], peer[1]
-        remote = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return RequestInfo(header=header, host=request.host, remote_addr=remote, uri=request.raw_path)
+    if not peer:
+        return ""
+    host, port = peer[0], peer[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def open_connection(gateway: Gateway, request: RequestLike, sink: ClientSink) -> tuple[Connection, Any]:
@@ -88,7 +94,7 @@ def open_connection(gateway: Gateway, request: RequestLike, sink: ClientSink) ->
     handle_sub = gateway.mq.subscribe("conn." + cid + ".*")
     trace = config.trace
     if trace:
-        tracelog.connected(cid, request_info(request).remote_addr)
+        tracelog.connected(cid, remote_addr(request))
     conn = (tracelog.TracedConnection if trace else Connection)(
         cid=cid,
         cache=gateway.cache,

@@ -16,6 +16,7 @@ import pytest
 
 from gateway import tracelog
 from gateway.conn.connection import Connection
+from gateway.constants import LOG_TRACE
 from gateway.mq.natsclient import NatsMQ
 from tests.conftest import GatewayFactory
 from tests.support.fakeservice import FakeService
@@ -28,7 +29,7 @@ from tests.support.wsclient import assert_error, assert_result
 
 class _Lines(logging.Handler):
     def __init__(self) -> None:
-        super().__init__(level=tracelog.TRACE)
+        super().__init__(level=LOG_TRACE)
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -43,7 +44,7 @@ def trace_lines() -> Iterator[_Lines]:
     logger = logging.getLogger("gateway.trace")
     handler, level = _Lines(), logger.level
     logger.addHandler(handler)
-    logger.setLevel(tracelog.TRACE)
+    logger.setLevel(LOG_TRACE)
     try:
         yield handler
     finally:
