@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import socket
+import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +24,7 @@ from tests.support.fixtures import E_INVREQ, get_reply, resource_set
 from tests.support.jsoncmp import json_equal
 from tests.support.logguard import ErrorLog
 from tests.support.natsserver import NatsServer
+from tests.support.tasks import stop_tasks
 from tests.support.wsclient import MISSING, WSClient, assert_error, assert_result
 
 # NATS side
@@ -335,3 +339,47 @@ async def test_wsclient_compression(ws_server: str) -> None:
 async def test_monitor_endpoint_reachable(nats_server: NatsServer) -> None:
     async with aiohttp.ClientSession() as http, http.get(f"{nats_server.monitor_url}/varz") as resp:
         assert resp.status == 200
+
+
+# Teardown of background tasks
+
+
+async def test_stop_tasks_stops_a_loop_whose_wait_for_swallowed_the_cancel() -> None:
+    """The CI hang of a fake service's teardown: the reply and the cancel land in one loop turn."""
+    replies: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+
+    async def answer_loop() -> None:
+        while True:
+            reply = await replies.get()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reply, 2)
+
+    task = asyncio.create_task(answer_loop())
+    reply: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    replies.put_nowait(reply)
+    await asyncio.sleep(0.01)  # the loop now waits in wait_for
+    reply.set_exception(RuntimeError("no responders"))
+    task.cancel()  # in the same loop turn as the reply
+    await asyncio.sleep(0.01)
+    if sys.version_info < (3, 12):
+        assert not task.done(), "Python 3.11's wait_for swallows that cancel: the loop goes on"
+    await stop_tasks(task, timeout=2)
+    assert task.cancelled()
+
+
+async def test_stop_tasks_names_a_task_that_ignores_cancellation() -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(stubborn(), name="stubborn-task")
+    await asyncio.sleep(0.02)  # started: a task cancelled before its first step just ends
+    t0 = time.monotonic()
+    with pytest.raises(AssertionError, match="stubborn-task"):
+        await stop_tasks(task, timeout=0.3)
+    assert time.monotonic() - t0 < 2
+    release.set()
+    await task

@@ -25,6 +25,7 @@ from pyresgate_operator.rebalance import RebalanceResult, rebalance_once, spread
 from tests.runtime.helpers import GatewayProcess, port_accepts
 from tests.support.fakeservice import HARNESS_PREFIX
 from tests.support.resubscriber import Resubscriber
+from tests.support.tasks import stop_tasks
 from tests.support.tcpproxy import RoundRobinProxy
 
 RID = "test.counter"
@@ -81,9 +82,7 @@ class CounterService:
 
     async def stop_publishing(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
         if self._nc is not None and self._nc.is_connected:
             await self._nc.flush()
@@ -225,9 +224,7 @@ class Scenario:
         for client in self.clients:
             with contextlib.suppress(Exception):
                 await client.stop()
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await stop_tasks(*self.tasks)
         await self.proxy.close()
         for gw in self.gateways:
             await gw.kill()

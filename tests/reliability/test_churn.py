@@ -43,6 +43,7 @@ from tests.runtime.helpers import clean_env, pyresgate_command
 from tests.support.cluster import NatsNode
 from tests.support.fakeservice import HARNESS_PREFIX
 from tests.support.natsserver import free_port
+from tests.support.tasks import stop_tasks
 
 MODELS = [f"test.m{i}" for i in range(3)]
 COLLECTIONS = [f"test.c{i}" for i in range(2)]
@@ -217,9 +218,7 @@ class ViewClient:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(), 3)
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._reader
+        await stop_tasks(self._reader)
 
     async def _read(self) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):

@@ -21,6 +21,7 @@ from tests.reliability.support import Publisher, rss_bytes
 from tests.runtime.conftest import GatewayStarter
 from tests.support.cluster import NatsNode, http_json
 from tests.support.fakeservice import HARNESS_PREFIX
+from tests.support.tasks import stop_tasks
 from tests.support.wsclient import WSClient, assert_error, assert_result
 
 #: Request timeout of the gateway under test (ms), short so the hang and late cases are quick.
@@ -49,8 +50,7 @@ class FaultyService:
         return self
 
     async def close(self) -> None:
-        for task in self._late:
-            task.cancel()
+        await stop_tasks(*self._late)
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.close()
 

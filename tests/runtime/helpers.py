@@ -25,6 +25,7 @@ import aiohttp
 
 from tests.support.fakeservice import FakeService, Request
 from tests.support.natsserver import free_port
+from tests.support.tasks import stop_tasks
 
 #: Seconds a gateway process gets to become ready.
 START_TIMEOUT = 10.0
@@ -214,9 +215,7 @@ class AutoService:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
         await self.svc.close()
 
     async def __aenter__(self) -> Self:

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 from typing import Self
 
+from tests.support.tasks import stop_tasks
+
 #: Bytes read per chunk in each direction.
 _CHUNK = 65536
 #: Seconds to reach a backend before the client's connection is dropped.
@@ -40,10 +42,7 @@ class RoundRobinProxy:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._pipes):
-            task.cancel()
-        if self._pipes:
-            await asyncio.gather(*self._pipes, return_exceptions=True)
+        await stop_tasks(*self._pipes)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         backend = self.backends[self.accepted % len(self.backends)]
