@@ -45,7 +45,7 @@ class Gateway:
         self.sockets: dict[str, ClientSocket] = {}
         self.metrics = Metrics(self.cache)
         #: Closes WebSockets at a bounded rate: the shutdown drain and ``POST /shed`` on the admin port.
-        self.closer = Closer(self.sockets, on_shed=self.metrics.shed_connections.inc)
+        self.closer = Closer(self.sockets, on_shed=self.metrics.shed_connections.inc, trace=config.trace)
         self.flusher = SinkFlusher(on_slow_consumer=self.metrics.slow_consumers.inc)
         self.mq.on_request_done = self.metrics.nats_request
         self.cache.on_dispatch = self.metrics.event

@@ -6,7 +6,8 @@ resgate's ``Tracef`` lines, at log level TRACE, in the same notation, so its use
     [cid] --> {"id":1,"method":"subscribe.example.model"}     from the client
     [cid] <-- {"result":{...},"id":1}           a response to the client
     [cid] <<- {"event":"example.model.change","data":{...}}   an event to the client
-    [cid] Disconnected                          the connection ended
+    [cid] Disconnecting - Server is shutting down     the gateway closes it (drain, shedding)
+    [cid] Disconnected: websocket: close 1000 (normal)  it ended, and why (gorilla's wording)
     <== (3) get.example.model: {}               a NATS request (3: its number, to match the reply)
     ==> (3): {"result":{"model":{...}}}         its reply
     x=> (3) system.timeout: Request timeout     its failure (timeout, no responders, ...)
@@ -99,16 +100,11 @@ def _traced_messages(on_message: MessageCallback) -> MessageCallback:
 
 
 class TracedConnection(Connection):
-    """``Connection`` that logs each client message before handling it, and its end."""
+    """``Connection`` that logs each client message before handling it."""
 
     def handle_message(self, data: bytes | str) -> None:
         log.log(LOG_TRACE, "[%s] --> %s", self.cid, _text(data))
         super().handle_message(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            log.log(LOG_TRACE, "[%s] Disconnected", self.cid)
-        super().close()
 
 
 class TracedSink:
@@ -129,3 +125,47 @@ class TracedSink:
 
 def connected(cid: str, remote: str) -> None:
     log.log(LOG_TRACE, "[%s] Connected: %s", cid, remote)
+
+
+def disconnecting(cid: str, reason: str) -> None:
+    """The gateway begins to close a client's connection (resgate: ``Disconnecting - reason``)."""
+    log.log(LOG_TRACE, "[%s] Disconnecting - %s", cid, reason)
+
+
+def disconnected(cid: str, reason: str) -> None:
+    """A client's connection ended; ``reason`` as ``close_reason`` words it, or an error's text."""
+    log.log(LOG_TRACE, "[%s] Disconnected: %s", cid, reason)
+
+
+#: Names of close codes, as gorilla/websocket (resgate's library) prints them.
+_CLOSE_NAMES = {
+    1000: "normal",
+    1001: "going away",
+    1002: "protocol error",
+    1003: "unsupported data",
+    1005: "no status",
+    1006: "abnormal closure",
+    1007: "invalid payload data",
+    1008: "policy violation",
+    1009: "message too big",
+    1010: "mandatory extension missing",
+    1011: "internal server error",
+    1012: "service restart",
+    1013: "try again later",
+    1015: "TLS handshake error",
+}
+
+
+def close_reason(code: int | None, text: str = "") -> str:
+    """How resgate's trace words the end of a connection: ``websocket: close 1000 (normal)``, the
+    client's reason text after a colon; a connection lost without a close frame is 1006."""
+    if code is None:
+        code = 1005  # a close frame without a status code
+    words = f"websocket: close {code}"
+    if code in _CLOSE_NAMES:
+        words += f" ({_CLOSE_NAMES[code]})"
+    return f"{words}: {text}" if text else words
+
+
+#: A connection that ended without a close frame (gorilla's words for it).
+LOST = close_reason(1006, "unexpected EOF")

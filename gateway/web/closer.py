@@ -24,6 +24,8 @@ from typing import Protocol
 
 from aiohttp import WSCloseCode
 
+from gateway import tracelog
+
 #: Batches per second of a paced close (the drain's pacing since before shedding existed).
 _BATCHES_PER_SECOND = 20
 
@@ -46,14 +48,23 @@ class _Plan:
     rate: float  # closes per second; 0 = all at once (drain only)
     budget: float  # closes left before the loop stops even if new clients keep coming
     counted: bool  # closes count as shed (the metric), not as a drain
+    reason: str  # for the trace log
+
+
+#: Why the closer closes a connection, as the trace log says it.
+DRAIN_REASON = "Server is shutting down"  # (resgate's words)
+SHED_REASON = "Shedding connections (rebalance)"
 
 
 class Closer:
     """Closes the open WebSockets of ``sockets`` (cid → socket, oldest first) beyond a target count."""
 
-    def __init__(self, sockets: dict[str, ClientSocket], on_shed: Callable[[int], None]) -> None:
+    def __init__(
+        self, sockets: dict[str, ClientSocket], on_shed: Callable[[int], None], *, trace: bool = False
+    ) -> None:
         self._sockets = sockets
         self._on_shed = on_shed
+        self._trace = trace
         self._plan: _Plan | None = None
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
@@ -72,9 +83,9 @@ class Closer:
         """WebSockets that are open and not being closed (what the target is compared with)."""
         return len(self._open())
 
-    def _open(self) -> list[ClientSocket]:
+    def _open(self) -> list[tuple[str, ClientSocket]]:
         closing = self._closing
-        return [ws for ws in self._sockets.values() if not ws.closed and ws not in closing]
+        return [(cid, ws) for cid, ws in self._sockets.items() if not ws.closed and ws not in closing]
 
     @property
     def shedding(self) -> bool:
@@ -100,7 +111,7 @@ class Closer:
         were beyond the target now, so clients arriving meanwhile cannot keep it going for ever.
         """
         budget = max(self.open_count() - target, 0)
-        self._plan = _Plan(target=target, rate=rate, budget=budget, counted=True)
+        self._plan = _Plan(target=target, rate=rate, budget=budget, counted=True, reason=SHED_REASON)
         self._changed.set()
         if budget and not self.shedding:
             self._task = asyncio.ensure_future(self._run())
@@ -114,7 +125,7 @@ class Closer:
     async def drain(self, rate: int) -> None:
         """Close every WebSocket (``rate`` per second, 0 = all at once) and wait for the handshakes."""
         await self.cancel()
-        self._plan = _Plan(target=0, rate=rate, budget=math.inf, counted=False)
+        self._plan = _Plan(target=0, rate=rate, budget=math.inf, counted=False, reason=DRAIN_REASON)
         await self._run()
         await self.wait_closed()
 
@@ -146,7 +157,9 @@ class Closer:
                     continue  # the plan may have been replaced meanwhile
                 n = min(n, max(int(plan.rate / _BATCHES_PER_SECOND), 1))
             batch = open_ws[: int(n)]
-            for ws in batch:
+            for cid, ws in batch:
+                if self._trace:
+                    tracelog.disconnecting(cid, plan.reason)
                 self._close(ws)
             plan.budget -= len(batch)
             self._last_at, self._last_n = loop.time(), len(batch)

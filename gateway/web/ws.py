@@ -15,7 +15,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway import tracelog
@@ -124,8 +124,11 @@ def register(gateway: Gateway, conn: Connection, socket: ClientSocket) -> None:
     gateway.metrics.ws_total.inc()
 
 
-def release(gateway: Gateway, conn: Connection, handle_sub: Any, *, registered: bool) -> None:
-    """Forget a connection that ended (or was refused before the upgrade: not ``registered``)."""
+def release(gateway: Gateway, conn: Connection, handle_sub: Any, *, registered: bool, reason: str) -> None:
+    """Forget a connection that ended (or was refused before the upgrade: not ``registered``);
+    ``reason`` says why, for the trace log."""
+    if gateway.config.trace:
+        tracelog.disconnected(conn.cid, reason)
     if registered:
         gateway.metrics.ws_current.dec()
         gateway.sockets.pop(conn.cid, None)
@@ -149,7 +152,9 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
     if config.ws_header_auth_parts is not None:
         refused = await _header_auth(gateway, conn, ws, config.ws_header_auth_parts)
         if refused is not None:
-            release(gateway, conn, handle_sub, registered=False)
+            release(
+                gateway, conn, handle_sub, registered=False, reason=f"upgrade refused: HTTP {refused.status}"
+            )
             return refused
     ws.on_message = conn.handle_message
     await ws.prepare(request)
@@ -173,10 +178,21 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
             if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
                 conn.handle_message(msg.data)
     finally:
-        release(gateway, conn, handle_sub, registered=True)
+        release(gateway, conn, handle_sub, registered=True, reason=_ended(ws) if config.trace else "")
         if isinstance(sink, CompressingSink):
             sink.close()
     return ws
+
+
+def _ended(ws: DirectWebSocketResponse) -> str:
+    """Why an aiohttp WebSocket's read loop ended, in the trace log's words."""
+    if ws.server_close is not None:
+        return tracelog.close_reason(ws.server_close, "closed by the server")
+    code = ws.close_code
+    if code is None or code == WSCloseCode.ABNORMAL_CLOSURE:
+        return tracelog.LOST  # (aiohttp's exception then is its own failed close frame)
+    exc = ws.exception()
+    return tracelog.close_reason(code, "" if exc is None else str(exc) or type(exc).__name__)
 
 
 class _BufferSink:

@@ -56,6 +56,15 @@ class DirectWebSocketResponse(web.WebSocketResponse):
     """A WebSocket response whose data messages go to ``on_message`` (set before ``prepare``)."""
 
     on_message: Callable[[Any], None] | None = None
+    #: The code of the close the gateway began (drain, shedding), for the trace log: aiohttp's own
+    #: ``close_code`` then reads 1000, whatever was sent. Told apart by its reason text: aiohttp's
+    #: own closes (a lost connection, the client's close answered, a protocol error) carry none.
+    server_close: int | None = None
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        if message and self.server_close is None and not self.closed:
+            self.server_close = code
+        return await super().close(code=code, message=message, drain=drain)
 
     @property
     def direct(self) -> bool:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
-from gateway import constants
-from gateway.web import ws, wshandshake
+from gateway import constants, tracelog
+from gateway.web import closer, ws, wshandshake
 from gateway.web.sink import TransportSink
 from gateway.web.wsframes import FrameReader
 
@@ -55,8 +55,10 @@ def upgrade(
 def shutdown(gateway: Gateway) -> None:
     """Close what is left of this module's connections when the listener stops (after the drain,
     or at once when the gateway stops without one)."""
-    for socket in list(gateway.sockets.values()):
+    for cid, socket in list(gateway.sockets.items()):
         if isinstance(socket, WebSocketProtocol):
+            if gateway.config.trace and not socket.closed:
+                tracelog.disconnecting(cid, closer.DRAIN_REASON)
             socket.going_away()
 
 
@@ -92,7 +94,7 @@ class WebSocketProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
+        self._release(tracelog.LOST if exc is None else str(exc) or type(exc).__name__)
 
     # -- frames from the client (wsframes.FrameSink) ----------------------------------------------
 
@@ -109,14 +111,14 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self._close_sent:  # the client's close: echo its code, as gorilla (resgate) does
             self._send_close(code, b"")
         self._transport.close()
-        self._release()
+        self._release(tracelog.close_reason(code, reason.decode("utf-8", "replace")))
 
     def on_error(self, code: int, reason: str) -> None:
         log.debug("[%s] WebSocket protocol error: %s", self._conn.cid, reason)
         if not self._close_sent:
             self._send_close(code, reason.encode()[:123])
         self._transport.close()
-        self._release()
+        self._release(reason)
 
     # -- closing ---------------------------------------------------------------------------------------
 
@@ -137,7 +139,7 @@ class WebSocketProtocol(asyncio.Protocol):
         except TimeoutError:
             log.debug("[%s] no close frame from the client in time", self._conn.cid)
         self._transport.close()
-        self._release()
+        self._release(tracelog.close_reason(code, "closed by the server, no close frame back in time"))
         return True
 
     def going_away(self) -> None:
@@ -145,7 +147,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if not self.closed:
             self._send_close(GOING_AWAY, b"going away")
         self._transport.close()
-        self._release()
+        self._release(tracelog.close_reason(GOING_AWAY, "closed by the server"))
 
     def _send_close(self, code: int | None, reason: bytes) -> None:
         """Write what is queued for the client, then the close frame."""
@@ -157,14 +159,14 @@ class WebSocketProtocol(asyncio.Protocol):
         self._sink.send(bytes((0x88, len(payload))) + payload)
         self._sink.flush()  # now, in one write behind what was queued: the transport may close next
 
-    def _release(self) -> None:
+    def _release(self, reason: str) -> None:
         waiter = self._closed_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if self._released:
             return
         self._released = True
-        ws.release(self._gateway, self._conn, self._handle_sub, registered=True)
+        ws.release(self._gateway, self._conn, self._handle_sub, registered=True, reason=reason)
 
 
 class _NoSink:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -18,11 +19,12 @@ from gateway import tracelog
 from gateway.conn.connection import Connection
 from gateway.constants import LOG_TRACE
 from gateway.mq.natsclient import NatsMQ
+from gateway.web.wsserver import WebSocketProtocol
 from tests.conftest import GatewayFactory
 from tests.support.fakeservice import FakeService
 from tests.support.fixtures import get_reply
 from tests.support.logguard import ErrorLog
-from tests.support.macros import connect, subscribe
+from tests.support.macros import connect, get_cid, subscribe
 from tests.support.natsserver import NatsServer, free_port
 from tests.support.wsclient import assert_error, assert_result
 
@@ -93,12 +95,62 @@ async def test_trace_logging_shows_client_and_nats_messages_as_resgate_does(
     slow = lines(r"<== \((\d+)\) call\.test\.model\.slow: .*")
     number = re.match(r"<== \((\d+)\)", slow[0]).group(1)  # type: ignore[union-attr]
     assert lines(rf"x=> \({number}\) system\.timeout: Request timeout")
-    for _ in range(100):  # the close reaches the gateway a little later
-        if lines(rf"\[{cid}\] Disconnected"):
-            break
-        await asyncio.sleep(0.01)
-    assert lines(rf"\[{cid}\] Disconnected")
+    await _line(trace_lines, rf"\[{cid}\] Disconnected: websocket: close 1000 \(normal\)")
     assert lines(rf"U=> conn\.{cid}\.\*")
+
+
+async def _line(trace_lines: _Lines, pattern: str, timeout: float = 3.0) -> str:
+    """The first trace line matching ``pattern``, waited for (a close reaches the gateway later)."""
+    deadline = time.monotonic() + timeout
+    while not (found := trace_lines.matching(pattern)):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no trace line {pattern!r} within {timeout}s; last: {trace_lines.lines[-8:]}"
+            )
+        await asyncio.sleep(0.01)
+    return found[0]
+
+
+@pytest.mark.parametrize("compression", [False, True], ids=["own-websocket-server", "aiohttp-compressed"])
+async def test_trace_logging_says_why_a_connection_ended(
+    gateway_factory: GatewayFactory, service: FakeService, trace_lines: _Lines, compression: bool
+) -> None:
+    """resgate's ``Disconnecting - reason`` (the gateway closes) and ``Disconnected: error`` lines,
+    on both WebSocket front ends: a lost connection, a shed one, a drained one."""
+    gw = await gateway_factory(trace=True, ws_compression=compression)
+
+    lost = await connect(gw, compression=compression)
+    cid = await get_cid(lost, service)
+    assert isinstance(gw.gateway.sockets[cid], WebSocketProtocol) is not compression  # the front end
+    lost.ws.transport.abort()  # no close frame
+    await _line(
+        trace_lines, rf"\[{cid}\] Disconnected: websocket: close 1006 \(abnormal closure\): unexpected EOF"
+    )
+
+    shed = await connect(gw, compression=compression)
+    cid = await get_cid(shed, service)
+    gw.gateway.closer.shed(0, 1000)
+    await shed.wait_closed(3)
+    await _line(trace_lines, rf"\[{cid}\] Disconnecting - Shedding connections \(rebalance\)")
+    await _line(trace_lines, rf"\[{cid}\] Disconnected: websocket: close 1001 \(going away\).*")
+
+    drained = await connect(gw, compression=compression)
+    cid = await get_cid(drained, service)
+    await gw.gateway.closer.drain(0)
+    await drained.wait_closed(3)
+    await _line(trace_lines, rf"\[{cid}\] Disconnecting - Server is shutting down")
+    await _line(trace_lines, rf"\[{cid}\] Disconnected: websocket: close 1001 \(going away\).*")
+    assert len(trace_lines.matching(r"\[\w+\] Disconnected: .*")) == 3
+
+
+def test_close_reasons_are_worded_as_gorilla_words_them() -> None:
+    assert tracelog.close_reason(1000) == "websocket: close 1000 (normal)"
+    assert (
+        tracelog.close_reason(1008, "slow consumer")
+        == "websocket: close 1008 (policy violation): slow consumer"
+    )
+    assert tracelog.close_reason(None) == "websocket: close 1005 (no status)"
+    assert tracelog.close_reason(4000, "app") == "websocket: close 4000: app"
 
 
 async def test_without_trace_logging_nothing_is_wrapped(
