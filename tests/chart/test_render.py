@@ -180,6 +180,7 @@ def test_operator_pod_probes_ports_and_arguments() -> None:
     assert env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.labels['apps.kubernetes.io/pod-index']"
     )
+    assert env["POD_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"  # kopf's peer identity
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
 
 

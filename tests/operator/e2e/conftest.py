@@ -66,18 +66,21 @@ def install_documents() -> list[dict[str, Any]]:
 
 
 class OperatorProcess:
-    """A ``pyresgate-operator`` child process; ``restart`` keeps its ports and log file."""
+    """A ``pyresgate-operator`` child process; a restart keeps its ports, log file and pod name (so
+    it is one pod whose container restarts)."""
 
     def __init__(self, kubeconfig: Path, log_path: Path) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.liveness_port = free_port()
         self.metrics_port = free_port()
+        #: Its kopf peering identity, as the chart sets it (``POD_ID``: the pod's name).
+        self.pod_id = f"pyresgate-operator-{uuid.uuid4().hex[:6]}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, *extra: str, scope: str = "cluster") -> None:
         """Start it watching every namespace, or (``scope="namespaced"``) the ``--namespace`` in ``extra``."""
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "POD_ID": self.pod_id}
         args = [
             sys.executable, "-c", "from pyresgate_operator.cli import main; main()",
             *(["-A"] if scope == "cluster" else []), "--peering", PEERING, "--liveness-port", str(self.liveness_port),

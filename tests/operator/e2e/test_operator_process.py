@@ -20,6 +20,10 @@ def test_operator_restart_mid_way_converges_without_duplicates(
         kubectl.apply(rgc.manifest("second", namespace, replicas=1))
     finally:
         operator.start()
+    # The restarted container is the same peer (POD_ID): it took over its own record instead of
+    # pausing behind it until the dead process's record expired (up to kopf's 60 s lifetime).
+    peers = kubectl.json("get", "clusterkopfpeering", PEERING).get("status") or {}
+    assert set(peers) == {operator.pod_id}, peers
     rgc.wait_ready(kubectl, "edge", namespace, replicas=3)
     rgc.wait_ready(kubectl, "second", namespace, replicas=1)
     deployments = kubectl.json("get", "deployments", "-n", namespace)["items"]
