@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -23,7 +24,7 @@ from tests.support.fakeservice import EMPTY, NULL, FakeService, subject_matches
 from tests.support.fixtures import E_INVREQ, get_reply, resource_set
 from tests.support.jsoncmp import json_equal
 from tests.support.logguard import ErrorLog
-from tests.support.natsserver import NatsServer
+from tests.support.natsserver import NatsServer, free_port
 from tests.support.tasks import stop_tasks
 from tests.support.wsclient import MISSING, WSClient, assert_error, assert_result
 
@@ -383,3 +384,16 @@ async def test_stop_tasks_names_a_task_that_ignores_cancellation() -> None:
     assert time.monotonic() - t0 < 2
     release.set()
     await task
+
+
+def test_free_port_is_below_the_ephemeral_range_and_bindable() -> None:
+    """Ports of the kernel's ephemeral range can be taken by any outgoing connection meanwhile."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    if low <= 11000:
+        pytest.skip(f"the ephemeral range starts at {low}: free_port falls back to port 0")
+    ports = {free_port() for _ in range(20)}
+    assert len(ports) > 1
+    for port in ports:
+        assert 10000 <= port < low
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))

@@ -3,6 +3,7 @@
 // services (`python examples/<name>/service.py`), on free loopback ports, against the NATS server
 // given in NATS_URL; every process started here is stopped by its own handle.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -16,13 +17,27 @@ export const PYTHON = process.env.PYTHON || 'python3';
 export const NATS_URL = process.env.NATS_URL || 'nats://127.0.0.1:4222';
 export const ARTIFACTS = process.env.E2E_ARTIFACTS || path.join(REPO, 'tests', 'e2e_js', 'artifacts');
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
+// A port free a moment ago, drawn below the kernel's ephemeral range as tests/support/natsserver.py's
+// free_port does: a port from that range can become any outgoing connection's local port meanwhile.
+export async function freePort() {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]) || low;
+  } catch {}
+  for (let i = 0; i < 100 && low > 11000; i++) {
+    const port = 10000 + Math.floor(Math.random() * (low - 10000));
+    if (await listens(port)) return port;
+  }
+  return listens(0);
+}
+
+function listens(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+    srv.once('error', () => resolve(0));
+    srv.listen(port, '127.0.0.1', () => {
+      const bound = srv.address().port;
+      srv.close(() => resolve(bound));
     });
   });
 }

@@ -26,6 +26,7 @@ import gateway
 from gateway import cli
 from gateway.config import Config
 from gateway.mq.embedded import EmbeddedNats, EmbeddedNatsError, find_nats_server
+from tests.support.natsserver import free_port
 
 PYTHON = sys.executable
 
@@ -40,12 +41,6 @@ def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]
         env=env,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- help, version, errors (subprocess) -------------------------------------------------------------

@@ -7,6 +7,7 @@ gateway's subscriptions (``/connz?subs=1``).
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -23,10 +24,39 @@ STOP_TIMEOUT = 5.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the OS picked it for a socket bound to port 0)."""
+    """A TCP port that was free a moment ago, for a server a test starts.
+
+    Drawn below the kernel's ephemeral range: a port from that range (what binding to port 0 gives)
+    is also the local port the kernel hands any outgoing connection, so one can take it before the
+    server binds it (CI saw a nats-server fail to bind its cluster port so). Checked by binding.
+    """
+    low = _ephemeral_low()
+    if low > _LOWEST_PORT + 1000:
+        for _ in range(100):
+            port = _random.randrange(_LOWEST_PORT, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+#: Lowest port ``free_port`` draws (above the well-known and most registered service ports).
+_LOWEST_PORT = 10000
+#: Not the ``random`` module's generator: hypothesis seeds that one, and parallel suites would draw alike.
+_random = random.SystemRandom()
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def find_nats_server() -> str:
