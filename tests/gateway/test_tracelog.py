@@ -143,6 +143,21 @@ async def test_trace_logging_says_why_a_connection_ended(
     assert len(trace_lines.matching(r"\[\w+\] Disconnected: .*")) == 3
 
 
+async def test_trace_logging_says_an_upgrade_was_refused_by_header_auth(
+    gateway_factory: GatewayFactory, service: FakeService, trace_lines: _Lines
+) -> None:
+    gw = await gateway_factory(trace=True, ws_header_auth="vault.method")
+    attempt = asyncio.ensure_future(gw.try_connect())
+    req = await service.expect_request("auth.vault.method")
+    cid = req.path("cid")
+    await req.json(
+        {"error": {"code": "system.accessDenied", "message": "Access denied"}, "meta": {"status": 401}}
+    )
+    client, status, _ = await attempt
+    assert client is None and status == 401
+    await _line(trace_lines, rf"\[{cid}\] Disconnected: upgrade refused: HTTP 401")
+
+
 def test_close_reasons_are_worded_as_gorilla_words_them() -> None:
     assert tracelog.close_reason(1000) == "websocket: close 1000 (normal)"
     assert (
