@@ -48,6 +48,11 @@ from typing import Any, Self
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+# Ports below the ephemeral range, as the tests draw them (a port-0 port can be taken by an outgoing connection).
+from tests.support.natsserver import free_port
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: NATS message buffer given to resgate (its ``bufferSize``; see ``Stack._start_gateway``).
 RESGATE_BUFFER_SIZE = 65536
@@ -73,12 +78,6 @@ def log(msg: str) -> None:
 
 # ------------------------------------------------------------------------------------------------
 # processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
