@@ -179,6 +179,11 @@ class Cache:
         if entry.users > 0 or entry.pending or self._entries.get(entry.name) is not entry:
             return
         del self._entries[entry.name]
+        # Its resources point back at the entry: let go of them so reference counting frees both
+        # now (a cycle would wait for the garbage collector, which the gateway runs seldom).
+        entry.base = None
+        entry.queries.clear()
+        entry.links.clear()
         self._mq.unsubscribe(entry.handle)
         log.debug("Evicted %s", entry.name)
 

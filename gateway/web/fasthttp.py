@@ -227,6 +227,13 @@ class HeadReader:
     def request(self, transport: asyncio.Transport) -> FastRequest:
         return FastRequest(self.method, self.target.decode("ascii"), self.headers, transport)
 
+    def close(self) -> None:
+        """Read no more heads (the connection is closed or handed over). The parser holds this
+        reader's callbacks: without it, reference counting frees the reader now, where the cycle
+        would wait for the garbage collector. ``read`` must not be called after this."""
+        if hasattr(self, "_parser"):  # (closed once only: a slot deleted twice raises)
+            del self._parser
+
 
 class _Date:
     """The Date header value, formatted once per second."""
@@ -301,6 +308,7 @@ class FrontProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.front.discard(self)
         self._transport = None
+        self._reader.close()
 
     def pause_writing(self) -> None:
         # Pipelined requests are still answered: unsent output is bounded by the outbox limit
@@ -424,6 +432,7 @@ class FrontProtocol(asyncio.Protocol):
         assert transport is not None
         self._server.front.discard(self)
         self._transport = None
+        self._reader.close()
         if handler is None:
             handler = web.Server.__call__(self._server)
         transport.set_protocol(handler)

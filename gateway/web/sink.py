@@ -147,7 +147,9 @@ class CompressingSink:
         self._queued = 0
         self._limit = limit
         self._closed = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ws-compress {cid}")
+        self._task: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(
+            self._run(), name=f"ws-compress {cid}"
+        )
         self.cid = cid
 
     def send(self, frame: bytes) -> None:
@@ -188,7 +190,7 @@ class CompressingSink:
 
     def _abort(self) -> None:
         self._closed = True
-        self._task.cancel()
+        self._stop_writer()
         self._queue = asyncio.Queue()
         self._queued = 0
         # aiohttp has no public handle on the socket of a prepared WebSocketResponse; its writer has.
@@ -198,7 +200,14 @@ class CompressingSink:
 
     def close(self) -> None:
         self._closed = True
-        self._task.cancel()
+        self._stop_writer()
+
+    def _stop_writer(self) -> None:
+        # Not kept once cancelled: its cancellation's traceback holds the writer's frame, and so
+        # this sink, a cycle only the garbage collector would free (the loop holds it until done).
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
 
 
 def _nothing() -> None:

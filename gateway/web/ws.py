@@ -179,6 +179,7 @@ async def handle(gateway: Gateway, request: web.BaseRequest) -> web.StreamRespon
                 conn.handle_message(msg.data)
     finally:
         release(gateway, conn, handle_sub, registered=True, reason=_ended(ws) if config.trace else "")
+        ws.detach()
         if isinstance(sink, CompressingSink):
             sink.close()
     return ws

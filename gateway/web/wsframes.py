@@ -112,6 +112,14 @@ class FrameReader:
     def done(self) -> bool:
         return self._done
 
+    def stop(self) -> None:
+        """Read no more: the connection is released. Lets go of the sink, the protocol that holds
+        this reader, so reference counting frees both (a cycle would wait for the collector)."""
+        self._done = True
+        self._sink = _DETACHED
+        self._pending = []
+        self._partial = bytearray()
+
     def feed(self, data: bytes) -> None:
         """Take the next bytes from the client; reports what completes to the sink."""
         if self._done:
@@ -259,3 +267,22 @@ class FrameReader:
         self._pending = []
         self._partial = bytearray()
         self._sink.on_error(code, reason)
+
+
+class _Detached:
+    """The sink of a stopped reader (it reports nothing more)."""
+
+    def on_message(self, data: bytes) -> None:
+        pass
+
+    def on_ping(self, payload: bytes) -> None:
+        pass
+
+    def on_close(self, code: int | None, reason: bytes) -> None:
+        pass
+
+    def on_error(self, code: int, reason: str) -> None:
+        pass
+
+
+_DETACHED: FrameSink = _Detached()

@@ -70,6 +70,13 @@ class DirectWebSocketResponse(web.WebSocketResponse):
     def direct(self) -> bool:
         return DIRECT and self.on_message is not None
 
+    def detach(self) -> None:
+        """Deliver no more messages (the connection is released): drops the callback, whose
+        connection holds this response through its sink, a cycle only the collector would free."""
+        self.on_message = None
+        if DIRECT and isinstance(self._reader, _DirectQueue):
+            self._reader.on_message = _drop
+
     def _post_start(self, request: Any, protocol: Any, writer: Any) -> None:
         # aiohttp's own _post_start, with our queue in place of its message queue.
         if not self.direct:
@@ -89,3 +96,7 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         callback = None if self._heartbeat is None else self._on_data_received
         request.protocol.set_parser(self._parser, data_received_cb=callback)
         request.protocol.keep_alive(False)
+
+
+def _drop(data: Any) -> None:
+    pass

@@ -166,6 +166,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._released:
             return
         self._released = True
+        self._reader.stop()
         ws.release(self._gateway, self._conn, self._handle_sub, registered=True, reason=reason)
 
 

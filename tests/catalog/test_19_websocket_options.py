@@ -307,6 +307,8 @@ async def test_wsopt_extra_compressing_sink_slow_consumer_aborts() -> None:
 
     ws = _stub_ws(send)
     sink = CompressingSink(ws, cid="c2", limit=1000)
+    writer = sink._task
+    assert writer is not None
     for _ in range(5):
         sink.send(wsframe.text(b"x" * 100))
     await asyncio.sleep(0.01)
@@ -315,7 +317,7 @@ async def test_wsopt_extra_compressing_sink_slow_consumer_aborts() -> None:
         sink.send(wsframe.text(b"x" * 100))
     assert ws._writer.transport.aborted
     await asyncio.sleep(0.01)
-    assert sink._task.done()
+    assert writer.done() and sink._task is None  # cancelled, and not kept (see _stop_writer)
     sink.send(wsframe.text(b"late"))  # ignored, no error
     sink.close()
     stall.set()
@@ -330,11 +332,13 @@ async def test_wsopt_extra_compressing_sink_write_failure_is_quiet() -> None:
         raise ConnectionResetError("Cannot write to closing transport")
 
     sink = CompressingSink(_stub_ws(send), cid="c3")
+    writer = sink._task
+    assert writer is not None
     sink.send(wsframe.text(b"{}"))
     async with asyncio.timeout(1):
-        while not sink._task.done():
+        while not writer.done():
             await asyncio.sleep(0.001)
-    assert not sink._task.cancelled() and sink._task.exception() is None
+    assert not writer.cancelled() and writer.exception() is None
     sink.send(wsframe.text(b"{}"))  # ignored after the failure
     sink.close()
 

@@ -1,0 +1,107 @@
+"""What a client leaves behind is freed by reference counting, not by the cyclic garbage collector.
+
+A reference cycle per connection, request or subscription keeps its memory until a collection of
+the generation it has reached, which on a busy gateway is rare (gateway/cli.py tunes the collector
+to run seldom), and every young collection before that walks it again. So after WebSocket clients
+(subscribe, call, unsubscribe, close) and HTTP clients (keep-alive and not) are gone and their
+resources evicted, a collection must find no gateway object in a cycle.
+
+A real gateway, nats-server, fake service, WebSocket and HTTP clients, in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections import Counter
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+
+from tests.conftest import GatewayFactory
+from tests.support.fakeservice import FakeService
+from tests.support.gatewayrunner import GatewayHandle
+from tests.support.macros import connect
+from tests.support.wsclient import assert_result
+
+#: Types whose instances must never be left in a cycle: the gateway's own, and the HTTP head
+#: parser a front connection holds.
+WATCHED_MODULES = ("gateway.", "httptools.")
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    """No automatic collection while the test runs: whatever a cycle holds stays for the check."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def cyclic_garbage() -> Counter[str]:
+    """Types of the watched objects a full collection finds unreachable (kept aside, then freed)."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        found = Counter(
+            f"{type(o).__module__}.{type(o).__qualname__}"
+            for o in gc.garbage
+            if type(o).__module__.startswith(WATCHED_MODULES)
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    return found
+
+
+async def load(service: FakeService, rid: str, n: int) -> None:
+    """Answer the access and get requests of a resource not yet cached (any order)."""
+    reqs = await service.requests(2)
+    await reqs.get(f"access.{rid}").ok({"get": True, "call": "*"})
+    await reqs.get(f"get.{rid}").ok({"model": {"n": n}})
+
+
+async def released(gw: GatewayHandle) -> None:
+    """Until the gateway holds no client connection and no cached resource (bounded)."""
+    for _ in range(200):
+        if not gw.gateway.connections and not gw.gateway.sockets and not len(gw.gateway.cache):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"still held: {list(gw.gateway.connections)} {len(gw.gateway.cache)} resources")
+
+
+async def test_closed_clients_and_evicted_resources_leave_no_reference_cycles(
+    gateway_factory: GatewayFactory, service: FakeService, collector_off: None
+) -> None:
+    gw = await gateway_factory(cache_eviction_delay=0, ws_compression=True)
+    assert not cyclic_garbage(), "cycles before any client came"
+
+    for i in range(3):  # WebSocket: subscribe, call, unsubscribe, close (the last one through aiohttp)
+        client = await connect(gw, compression=i == 2)
+        rid = f"test.model{i}"
+        pending = await client.send(f"subscribe.{rid}")
+        await load(service, rid, i)
+        assert_result(await pending.response(), {"models": {rid: {"n": i}}})
+        pending = await client.send(f"call.{rid}.set", {"n": i + 1})
+        await (await service.expect_request(f"call.{rid}.set")).ok(None)
+        assert_result(await pending.response(), {"payload": None})
+        assert_result(await client.request(f"unsubscribe.{rid}"))
+        await client.close()
+
+    for keep_alive in (True, False):  # HTTP: two GETs per client connection (or one each)
+        connector = aiohttp.TCPConnector(force_close=not keep_alive)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            for j in range(2):
+                rid = f"test.http{int(keep_alive)}{j}"
+                get = asyncio.ensure_future(session.get(gw.http_url + "/api/" + rid.replace(".", "/")))
+                await load(service, rid, j)
+                async with await get as resp:
+                    assert resp.status == 200, await resp.text()
+                    assert await resp.json() == {"n": j}
+
+    await released(gw)
+    left = cyclic_garbage()
+    assert not left, f"objects a client left in reference cycles: {dict(left)}"
