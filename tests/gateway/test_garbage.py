@@ -3,8 +3,10 @@
 A reference cycle per connection, request or subscription keeps its memory until a collection of
 the generation it has reached, which on a busy gateway is rare (gateway/cli.py tunes the collector
 to run seldom), and every young collection before that walks it again. So after WebSocket clients
-(subscribe, call, unsubscribe, close) and HTTP clients (keep-alive and not) are gone and their
-resources evicted, a collection must find no gateway object in a cycle.
+(subscribe, call, unsubscribe, references, a query, an event, a denied subscription, a timed-out
+request, compression through aiohttp, close) and HTTP clients (GET on the fast path, keep-alive and
+not; a POST call through aiohttp) are gone and their resources evicted, a collection must find no
+gateway object in a cycle.
 
 A real gateway, nats-server, fake service, WebSocket and HTTP clients, in this process.
 """
@@ -90,6 +92,38 @@ async def test_closed_clients_and_evicted_resources_leave_no_reference_cycles(
         assert_result(await pending.response(), {"payload": None})
         assert_result(await client.request(f"unsubscribe.{rid}"))
         await client.close()
+
+    # References, a query resource, an event, a denied subscription and a request that times out.
+    client = await connect(gw)
+    pending = await client.send("subscribe.test.list")
+    reqs = await service.requests(2)
+    await reqs.get("access.test.list").ok({"get": True})
+    await reqs.get("get.test.list").ok({"collection": [{"rid": "test.item"}]})
+    await (await service.expect_request("get.test.item")).ok({"model": {"name": "item"}})
+    assert_result(await pending.response())
+    await service.event("test.item", "change", {"values": {"name": "changed"}})
+    await client.expect_event("test.item.change", {"values": {"name": "changed"}})
+    pending = await client.send("subscribe.test.page?limit=2")
+    reqs = await service.requests(2)
+    await reqs.get("access.test.page").ok({"get": True})
+    await reqs.get("get.test.page").ok({"model": {"n": 2}, "query": "limit=2"})
+    assert_result(await pending.response())
+    pending = await client.send("subscribe.test.secret")
+    reqs = await service.requests(2)  # (access and get go out together)
+    await reqs.get("access.test.secret").ok({"get": False})
+    await reqs.get("get.test.secret").ok({"model": {"n": 0}})
+    assert "error" in await pending.response()
+    pending = await client.send("get.test.slow")
+    await service.requests(2)  # access and get, never answered: system.timeout
+    assert "error" in await pending.response(timeout=2)
+    await client.close()
+
+    async with aiohttp.ClientSession() as session:  # a call over HTTP (POST: aiohttp's path)
+        post = asyncio.ensure_future(session.post(gw.http_url + "/api/test/model/set", json={"n": 1}))
+        await (await service.expect_request("access.test.model")).ok({"get": True, "call": "*"})
+        await (await service.expect_request("call.test.model.set")).ok({"done": True})
+        async with await post as resp:
+            assert resp.status == 200 and await resp.json() == {"done": True}
 
     for keep_alive in (True, False):  # HTTP: two GETs per client connection (or one each)
         connector = aiohttp.TCPConnector(force_close=not keep_alive)
