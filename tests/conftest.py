@@ -7,6 +7,7 @@ ERROR records the test did not consume through the ``errors`` fixture.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -78,3 +79,15 @@ async def gateway_factory(
 async def gateway(gateway_factory: GatewayFactory) -> GatewayHandle:
     """A gateway with the test defaults."""
     return await gateway_factory()
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    """No automatic garbage collection while the test runs: what a reference cycle holds stays for
+    ``tests.support.garbage.cyclic_garbage`` to find."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -14,15 +14,12 @@ A real gateway, nats-server, fake service, WebSocket and HTTP clients, in this p
 from __future__ import annotations
 
 import asyncio
-import gc
-from collections import Counter
-from collections.abc import Iterator
 
 import aiohttp
-import pytest
 
 from tests.conftest import GatewayFactory
 from tests.support.fakeservice import FakeService
+from tests.support.garbage import cyclic_garbage
 from tests.support.gatewayrunner import GatewayHandle
 from tests.support.macros import connect
 from tests.support.wsclient import assert_result
@@ -30,33 +27,6 @@ from tests.support.wsclient import assert_result
 #: Types whose instances must never be left in a cycle: the gateway's own, and the HTTP head
 #: parser a front connection holds.
 WATCHED_MODULES = ("gateway.", "httptools.")
-
-
-@pytest.fixture
-def collector_off() -> Iterator[None]:
-    """No automatic collection while the test runs: whatever a cycle holds stays for the check."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
-def cyclic_garbage() -> Counter[str]:
-    """Types of the watched objects a full collection finds unreachable (kept aside, then freed)."""
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        gc.collect()
-        found = Counter(
-            f"{type(o).__module__}.{type(o).__qualname__}"
-            for o in gc.garbage
-            if type(o).__module__.startswith(WATCHED_MODULES)
-        )
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-    return found
 
 
 async def load(service: FakeService, rid: str, n: int) -> None:
@@ -79,7 +49,7 @@ async def test_closed_clients_and_evicted_resources_leave_no_reference_cycles(
     gateway_factory: GatewayFactory, service: FakeService, collector_off: None
 ) -> None:
     gw = await gateway_factory(cache_eviction_delay=0, ws_compression=True)
-    assert not cyclic_garbage(), "cycles before any client came"
+    assert not cyclic_garbage(*WATCHED_MODULES), "cycles before any client came"
 
     for i in range(3):  # WebSocket: subscribe, call, unsubscribe, close (the last one through aiohttp)
         client = await connect(gw, compression=i == 2)
@@ -137,5 +107,5 @@ async def test_closed_clients_and_evicted_resources_leave_no_reference_cycles(
                     assert await resp.json() == {"n": j}
 
     await released(gw)
-    left = cyclic_garbage()
+    left = cyclic_garbage(*WATCHED_MODULES)
     assert not left, f"objects a client left in reference cycles: {dict(left)}"
