@@ -12,6 +12,7 @@ handed to subscribers stay valid.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -188,11 +189,15 @@ class Cache:
         log.debug("Evicted %s", entry.name)
 
     def _send_get(self, entry: Entry, query: str, throttle: Throttle) -> None:
-        def on_reply(data: bytes | None, err: ResError | None) -> None:
-            throttle.done()
-            self._on_get(entry, query, data, err)
-
+        # (a partial rather than a closure: fewer objects per request in flight in a storm)
+        on_reply = functools.partial(self._on_get_reply, entry, query, throttle)
         self._mq.request("get." + entry.name, service.get_payload(query), on_reply)
+
+    def _on_get_reply(
+        self, entry: Entry, query: str, throttle: Throttle, data: bytes | None, err: ResError | None
+    ) -> None:
+        throttle.done()
+        self._on_get(entry, query, data, err)
 
     def _on_get(self, entry: Entry, query: str, data: bytes | None, err: ResError | None) -> None:
         load = entry.pending.pop(query, None)

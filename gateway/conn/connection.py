@@ -9,6 +9,7 @@ per request, so requests are handled in the order they arrive.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
@@ -63,6 +64,42 @@ class _WhenLoaded:
             self.loop.call_soon(self.callback)
         else:
             pending.listeners.append(self)
+
+
+class _Subscribing:
+    """A subscribe or get request between its access request and its answer (``Connection.
+    _finish_subscribe_now``). One object with methods rather than three closures over the request:
+    a subscribe storm keeps thousands in flight, and each closure, its cells and its tuple are
+    objects that the allocator makes and the garbage collector walks while they wait."""
+
+    __slots__ = ("conn", "keep", "req_id", "sub")
+
+    def __init__(self, conn: Connection, req_id: int, sub: ClientSub, keep: bool) -> None:
+        self.conn = conn
+        self.req_id = req_id
+        self.sub = sub
+        self.keep = keep
+
+    def on_access(self, access: Access | None, err: ResError | None) -> None:
+        if err is None and (access is None or not access.get):
+            err = errors.ERR_ACCESS_DENIED
+        if err is not None:
+            self.fail(err)
+        else:
+            self.conn.when_loaded([self.sub], self.on_loaded)
+
+    def on_loaded(self) -> None:
+        sub, conn = self.sub, self.conn
+        if sub.state != READY:
+            self.fail(sub.err or errors.ERR_NOT_FOUND)
+            return
+        conn._result(self.req_id, conn.resource_set([sub]))
+        if not self.keep:
+            conn.remove_direct(sub)
+
+    def fail(self, err: ResError) -> None:
+        self.conn.remove_direct(self.sub)
+        self.conn._error(self.req_id, err)
 
 
 class Connection:
@@ -257,28 +294,7 @@ class Connection:
 
     def _finish_subscribe_now(self, req_id: int, sub: ClientSub, *, keep: bool) -> None:
         """``_finish_subscribe`` on callbacks (no task), for when tracing is off."""
-
-        def fail(err: ResError) -> None:
-            self.remove_direct(sub)
-            self._error(req_id, err)
-
-        def on_loaded() -> None:
-            if sub.state != READY:
-                fail(sub.err or errors.ERR_NOT_FOUND)
-                return
-            self._result(req_id, self.resource_set([sub]))
-            if not keep:
-                self.remove_direct(sub)
-
-        def on_access(access: Access | None, err: ResError | None) -> None:
-            if err is None and (access is None or not access.get):
-                err = errors.ERR_ACCESS_DENIED
-            if err is not None:
-                fail(err)
-            else:
-                self.when_loaded([sub], on_loaded)
-
-        sub.get_access(on_access)
+        sub.get_access(_Subscribing(self, req_id, sub, keep).on_access)
 
     async def _finish_subscribe(self, req_id: int, sub: ClientSub, *, keep: bool) -> None:
         err = await self.load_direct(sub)
@@ -505,15 +521,8 @@ class Connection:
     def request_access(
         self, name: str, query: str, callback: Callable[[Access | None, ResError | None], None]
     ) -> None:
-        def done(data: bytes | None, err: ResError | None) -> None:
-            if err is not None:
-                callback(None, err)
-                return
-            access, err, _ = service.decode_access_reply(data)
-            callback(access, err)
-
         payload = service.access_payload_after(self.request_prefix(), query, self.is_http)
-        self.mq.request("access." + name, payload, done)
+        self.mq.request("access." + name, payload, functools.partial(_access_reply, callback))
 
     def access_with_meta(self, name: str, query: str) -> asyncio.Future[AccessWithMeta]:
         """A fresh access request whose reply meta is kept (for HTTP responses)."""
@@ -670,6 +679,18 @@ class Connection:
             sub.dispose()
         for task in list(self._tasks):
             task.cancel()
+
+
+def _access_reply(
+    callback: Callable[[Access | None, ResError | None], None], data: bytes | None, err: ResError | None
+) -> None:
+    """An access reply (or the request's error) decoded for ``callback`` (``request_access``; a
+    partial rather than a closure: fewer objects per request in flight)."""
+    if err is not None:
+        callback(None, err)
+        return
+    access, err, _ = service.decode_access_reply(data)
+    callback(access, err)
 
 
 def _ignore(action: str) -> None:
