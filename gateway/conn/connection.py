@@ -275,7 +275,7 @@ class Connection:
         count = client.parse_unsubscribe_count(req.params)
         sub = self.subs.get(rid)
         if sub is None or sub.direct < count:
-            raise errors.ERR_NO_SUBSCRIPTION
+            raise errors.ERR_NO_SUBSCRIPTION.copy()
         sub.direct -= count
         self.collect_garbage()
         self.pending -= 1
@@ -325,7 +325,7 @@ class Connection:
         if sub is None:
             sub = self.subs[rid] = ClientSub(self, rid)
         if sub.direct >= constants.MAX_DIRECT_SUBSCRIPTIONS:
-            raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED
+            raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED.copy()
         if (
             sub.direct == 0
             and len(self.subs) > self.max_subscriptions
@@ -333,7 +333,7 @@ class Connection:
         ):
             if created:
                 del self.subs[rid]
-            raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED
+            raise errors.ERR_SUBSCRIPTION_LIMIT_EXCEEDED.copy()
         sub.direct += 1
         if created or sub.state in (FAILED, DELETED):
             # A throttle without a limit keeps no state: one shared instance will do.

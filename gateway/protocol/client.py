@@ -51,18 +51,18 @@ def parse_version(params: Any) -> int | None:
     if params is MISSING or params is None:
         return None
     if not isinstance(params, dict):
-        raise errors.ERR_INVALID_PARAMS
+        raise errors.ERR_INVALID_PARAMS.copy()
     proto = params.get("protocol")
     if proto is None or proto == "":
         return None
     if not isinstance(proto, str):
-        raise errors.ERR_INVALID_PARAMS
+        raise errors.ERR_INVALID_PARAMS.copy()
     m = _VERSION_RE.fullmatch(proto)
     if m is None:
-        raise errors.ERR_INVALID_PARAMS
+        raise errors.ERR_INVALID_PARAMS.copy()
     major, minor, patch = (int(x) for x in m.groups())
     if major != 1:
-        raise errors.ERR_UNSUPPORTED_PROTOCOL
+        raise errors.ERR_UNSUPPORTED_PROTOCOL.copy()
     return major * 1_000_000 + minor * 1_000 + patch
 
 
@@ -71,12 +71,12 @@ def parse_unsubscribe_count(params: Any) -> int:
     if params is MISSING or params is None:
         return 1
     if not isinstance(params, dict):
-        raise errors.ERR_INVALID_PARAMS
+        raise errors.ERR_INVALID_PARAMS.copy()
     count = params.get("count")
     if count is None:
         return 1
     if type(count) is not int or count <= 0:
-        raise errors.ERR_INVALID_PARAMS
+        raise errors.ERR_INVALID_PARAMS.copy()
     return count
 
 

@@ -27,6 +27,13 @@ class ResError(Exception):
         self.message = message
         self.data = data
 
+    def copy(self) -> ResError:
+        """A new instance of this error: what to raise in place of a predefined one (``ERR_*``).
+        Those are shared, and raising an instance chains the new traceback onto the one it carries,
+        so a predefined error raised itself would keep every frame that ever raised it alive (with
+        the connection and request in them) for as long as the process runs."""
+        return ResError(self.code, self.message, self.data)
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.data is not _MISSING:
@@ -71,6 +78,7 @@ SERVICE_UNAVAILABLE = "system.serviceUnavailable"
 FORBIDDEN = "system.forbidden"
 NOT_IMPLEMENTED = "system.notImplemented"
 
+# The predefined errors. Shared: pass them around freely, but raise a copy (``ResError.copy``).
 ERR_NOT_FOUND = ResError(NOT_FOUND, "Not found")
 ERR_INVALID_PARAMS = ResError(INVALID_PARAMS, "Invalid parameters")
 ERR_INVALID_QUERY = ResError(INVALID_QUERY, "Invalid query")
@@ -97,6 +105,16 @@ ERR_DISPOSING = ResError(INTERNAL_ERROR, "Internal error: disposing connection")
 def internal_error(detail: str) -> ResError:
     """``system.internalError`` with a detail, as resgate reports malformed service data."""
     return ResError(INTERNAL_ERROR, f"Internal error: {detail}")
+
+
+def caught(err: ResError) -> ResError:
+    """``err``, once caught, without what its raise attached to it (traceback, context): for
+    errors from code that may raise a predefined one itself, as service handlers may, so the next
+    raise does not chain onto this one's frames (see ``ResError.copy``)."""
+    err.__traceback__ = None
+    err.__context__ = None
+    err.__cause__ = None
+    return err
 
 
 def to_res_error(exc: BaseException) -> ResError:

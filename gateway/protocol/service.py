@@ -156,7 +156,7 @@ def _reply_of(obj: Any) -> Reply:
 def reply_or_raise(data: bytes | None, err: ResError | None = None) -> Reply:
     """The decoded reply of a request; a failed request (``err``) or a service error is raised."""
     if err is not None:
-        raise err
+        raise err.copy()  # (the NATS client's errors are the shared predefined ones: ResError.copy)
     reply = decode_reply(data)
     if reply.error is not None:
         raise reply.error

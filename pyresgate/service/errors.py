@@ -54,9 +54,9 @@ __all__ = [
 
 def invalid_params(message: str = "") -> ResError:
     """``system.invalidParams`` with a message of the service's own (default "Invalid parameters")."""
-    return ResError(INVALID_PARAMS, message) if message else ERR_INVALID_PARAMS
+    return ResError(INVALID_PARAMS, message) if message else ERR_INVALID_PARAMS.copy()
 
 
 def invalid_query(message: str = "") -> ResError:
     """``system.invalidQuery`` with a message of the service's own (default "Invalid query")."""
-    return ResError(INVALID_QUERY, message) if message else ERR_INVALID_QUERY
+    return ResError(INVALID_QUERY, message) if message else ERR_INVALID_QUERY.copy()

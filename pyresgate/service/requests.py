@@ -124,7 +124,7 @@ class CallRequest(_ConnectionRequest):
         if self.params is None:
             return {}
         if not isinstance(self.params, dict):
-            raise ERR_INVALID_PARAMS
+            raise ERR_INVALID_PARAMS.copy()
         return self.params
 
     async def ok(self, result: Any = None) -> None:

@@ -26,6 +26,7 @@ from nats.aio.subscription import Subscription
 
 from gateway.protocol import patterns
 from gateway.protocol import rid as ridlib
+from gateway.protocol.errors import caught
 from pyresgate.service import pattern as patternlib
 from pyresgate.service.errors import (
     ERR_INTERNAL_ERROR,
@@ -530,7 +531,7 @@ class Service:
         except asyncio.CancelledError:
             raise
         except ResError as err:
-            await _safe_reply(replier, err)
+            await _safe_reply(replier, caught(err))  # (a handler may raise a predefined error itself)
         except Exception as exc:
             log.exception("%s: handler failed", what)
             await _safe_reply(replier, to_res_error(exc))

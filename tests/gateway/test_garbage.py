@@ -14,15 +14,19 @@ A real gateway, nats-server, fake service, WebSocket and HTTP clients, in this p
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import aiohttp
 
+from gateway.protocol import errors
+from gateway.protocol.errors import ResError
 from tests.conftest import GatewayFactory
 from tests.support.fakeservice import FakeService
 from tests.support.garbage import cyclic_garbage
 from tests.support.gatewayrunner import GatewayHandle
 from tests.support.macros import connect
-from tests.support.wsclient import assert_result
+from tests.support.wsclient import assert_error, assert_result
 
 #: Types whose instances must never be left in a cycle: the gateway's own, and the HTTP head
 #: parser a front connection holds.
@@ -109,3 +113,36 @@ async def test_closed_clients_and_evicted_resources_leave_no_reference_cycles(
     await released(gw)
     left = cyclic_garbage(*WATCHED_MODULES)
     assert not left, f"objects a client left in reference cycles: {dict(left)}"
+
+
+async def test_requests_failing_with_predefined_errors_do_not_keep_their_connection_alive(
+    gateway_factory: GatewayFactory, service: FakeService
+) -> None:
+    """The predefined errors (``errors.ERR_*``) are shared instances. Raising one itself chains the
+    raise's traceback onto the instance's last one, so every request that ever failed with it, frames,
+    connection and all, would stay in memory for as long as the gateway runs (2,000 entries after
+    1,000 raises), a leak any client could drive with bad requests."""
+    gw = await gateway_factory(ws_max_subscriptions=1, cache_eviction_delay=0)
+    client = await connect(gw)
+    (cid,) = gw.gateway.connections
+    conn = weakref.ref(gw.gateway.connections[cid])
+    pending = await client.send("subscribe.test.one")
+    await load(service, "test.one", 1)
+    assert_result(await pending.response())
+    for _ in range(3):
+        assert_error(await client.request("subscribe.test.two"), "system.subscriptionLimitExceeded")
+        assert_error(await client.request("unsubscribe.test.none"), "system.noSubscription")
+        assert_error(await client.request("version", {"protocol": 12}), "system.invalidParams")
+        assert_error(await client.request("version", {"protocol": "2.0.0"}), "system.unsupportedProtocol")
+        assert_error(await client.request("unsubscribe.test.none", {"count": 0}), "system.invalidParams")
+    pending = await client.send("call.test.one.set", {"n": 2})  # not answered: system.timeout
+    await service.expect_request("call.test.one.set")
+    assert_error(await pending.response(timeout=2), "system.timeout")
+    await client.close()
+    await released(gw)
+    kept = {
+        name: err for name, err in vars(errors).items() if isinstance(err, ResError) and err.__traceback__
+    }
+    assert not kept, f"predefined errors carrying the traceback of a raise: {sorted(kept)}"
+    gc.collect()
+    assert conn() is None, "the closed client's connection is still referenced"

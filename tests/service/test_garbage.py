@@ -9,6 +9,14 @@ from __future__ import annotations
 
 import pytest
 
+from pyresgate.service import (
+    ERR_INVALID_PARAMS,
+    ERR_NOT_FOUND,
+    CallRequest,
+    GetRequest,
+    Service,
+    access_granted,
+)
 from tests.service.conftest import ServiceStarter
 from tests.service.library import PASSWORD, Library
 from tests.support.garbage import cyclic_garbage
@@ -42,3 +50,28 @@ async def test_requests_a_service_answered_leave_no_reference_cycles(
 
     left = cyclic_garbage("pyresgate.")
     assert not left, f"objects a request left in reference cycles: {dict(left)}"
+
+
+async def test_handlers_raising_predefined_errors_do_not_keep_their_requests_alive(
+    gw: GatewayHandle, start_service: ServiceStarter
+) -> None:
+    """Handlers may raise the predefined errors themselves (``raise ERR_NOT_FOUND``, as the library's
+    docs say). Those are shared instances, and each raise chains its traceback onto the last, which
+    would keep every such request's frames alive; the service lets go of them once it replied."""
+    svc = Service("shared")
+
+    def get_thing(r: GetRequest) -> None:
+        raise ERR_NOT_FOUND
+
+    def call_bad(r: CallRequest) -> None:
+        r.params_dict()  # params that are not an object: system.invalidParams
+
+    svc.handle("thing", access=access_granted, get_model=get_thing, call={"bad": call_bad})
+    await start_service(svc)
+    client = await connect(gw)
+    for _ in range(3):
+        assert (await client.request("get.shared.thing"))["error"]["code"] == "system.notFound"
+        assert (await client.request("call.shared.thing.bad", [1]))["error"]["code"] == "system.invalidParams"
+    await client.close()
+    assert ERR_NOT_FOUND.__traceback__ is None
+    assert ERR_INVALID_PARAMS.__traceback__ is None
