@@ -91,3 +91,21 @@ def collector_off() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def predefined_errors_never_raised() -> Iterator[None]:
+    """After the run: no predefined error (``gateway.protocol.errors.ERR_*``) carries a traceback,
+    so no code path the tests reached raised a shared instance itself, which keeps the frames of
+    every such raise alive (tests/gateway/protocol/test_errors.py says why)."""
+    yield
+    try:
+        from gateway.protocol import errors
+    except ImportError:  # (the harness self-tests run without the gateway package)
+        return
+    raised = sorted(
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, errors.ResError) and value.__traceback__ is not None
+    )
+    assert not raised, f"predefined errors raised themselves (raise a ResError.copy()): {raised}"
