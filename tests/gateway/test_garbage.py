@@ -26,6 +26,7 @@ from tests.support.fakeservice import FakeService
 from tests.support.garbage import cyclic_garbage
 from tests.support.gatewayrunner import GatewayHandle
 from tests.support.macros import connect
+from tests.support.until import until
 from tests.support.wsclient import assert_error, assert_result
 
 #: Types whose instances must never be left in a cycle: the gateway's own, and the HTTP head
@@ -42,11 +43,11 @@ async def load(service: FakeService, rid: str, n: int) -> None:
 
 async def released(gw: GatewayHandle) -> None:
     """Until the gateway holds no client connection and no cached resource (bounded)."""
-    for _ in range(200):
-        if not gw.gateway.connections and not gw.gateway.sockets and not len(gw.gateway.cache):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"still held: {list(gw.gateway.connections)} {len(gw.gateway.cache)} resources")
+    held = gw.gateway
+    await until(
+        lambda: not held.connections and not held.sockets and not len(held.cache),
+        what="the gateway letting go of every connection and cached resource",
+    )
 
 
 async def test_closed_clients_and_evicted_resources_leave_no_reference_cycles(

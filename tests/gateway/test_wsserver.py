@@ -27,6 +27,7 @@ from tests.conftest import GatewayFactory
 from tests.gateway.test_fasthttp import _read_response
 from tests.gateway.test_wsframes import frame
 from tests.support.gatewayrunner import GatewayHandle
+from tests.support.until import until
 from tests.support.wsclient import assert_result
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -240,7 +241,7 @@ async def test_malformed_frames_close_with_the_code_and_others_go_on(
     assert await _close_code(reader) == code
     writer.close()
     assert_result(await bystander.request("version", {"protocol": "1.2.3"}))
-    await _until(lambda: len(gw.gateway.connections) == 1)
+    await until(lambda: len(gw.gateway.connections) == 1)
 
 
 async def test_oversized_message_over_the_websockets_client_closes_1009(
@@ -256,7 +257,7 @@ async def test_oversized_message_over_the_websockets_client_closes_1009(
 
 async def test_client_gone_without_close_releases_the_connection(gateway: GatewayHandle) -> None:
     _, writer = await _raw_ws(gateway, after=frame(1, VERSION[:10], fin=False))
-    await _until(lambda: len(gateway.gateway.connections) == 1)
+    await until(lambda: len(gateway.gateway.connections) == 1)
     writer.transport.abort()
     await _until_empty(gateway)
     assert gateway.gateway.metrics.ws_current.value == 0
@@ -276,16 +277,8 @@ async def test_request_info_of_the_upgrade_reaches_auth(gateway: GatewayHandle, 
     writer.close()
 
 
-async def _until(cond: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not cond():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def _until_empty(gw: GatewayHandle) -> None:
-    await _until(lambda: not gw.gateway.connections and not gw.gateway.sockets)
+    await until(lambda: not gw.gateway.connections and not gw.gateway.sockets)
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -6,8 +6,6 @@ round, and skips (and reports) pods it cannot reach or that answer nonsense, wit
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any
 
 import aiohttp
 import pytest
@@ -16,6 +14,7 @@ from pyresgate_operator.rebalance import rebalance_once
 from tests.conftest import GatewayFactory
 from tests.support.gatewayrunner import GatewayHandle
 from tests.support.natsserver import free_port
+from tests.support.until import until
 from tests.support.wsclient import WSClient
 
 
@@ -31,15 +30,8 @@ async def _gateways(
         gws.append(gw)
         endpoints[f"pod-{i}"] = f"http://127.0.0.1:{port}"
     for gw, n in zip(gws, clients):  # every upgrade registered before the round reads the counts
-        await _until(lambda gw=gw, n=n: len(gw.gateway.sockets) == n)  # type: ignore[misc]
+        await until(lambda gw=gw, n=n: len(gw.gateway.sockets) == n)  # type: ignore[misc]
     return gws, endpoints
-
-
-async def _until(cond: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def _open(clients: list[WSClient]) -> int:
@@ -59,7 +51,7 @@ async def test_the_busiest_pods_shed_down_to_the_level_with_the_rate_split(
     assert result.rates == {"pod-0": 20.0, "pod-1": 20.0}
     assert result.errors == {} and result.stopped == [] and result.shed_requested == 4
     for gw in gws[:2]:
-        await _until(lambda gw=gw: _open(gw.clients) == 4)  # type: ignore[misc]
+        await until(lambda gw=gw: _open(gw.clients) == 4)  # type: ignore[misc]
         assert [c.close_code for c in gw.clients[:2]] == [1001, 1001]  # the oldest two
     assert all(not c.closed for gw in gws for c in gw.clients[2:])
 
@@ -86,7 +78,7 @@ async def test_unreachable_and_wrong_endpoints_are_skipped_and_reported(
     assert "GET /connections" in result.errors["gone"]
     assert result.counts == {"pod-0": 4, "pod-1": 0}
     assert result.targets == {"pod-0": 3} and not result.balanced  # avg 2: level ceil(2 * 1.1) = 3
-    await _until(lambda: _open(gws[0].clients) == 3)
+    await until(lambda: _open(gws[0].clients) == 3)
 
 
 async def test_a_pod_still_shedding_but_no_longer_planned_is_stopped(gateway_factory: GatewayFactory) -> None:
@@ -95,7 +87,7 @@ async def test_a_pod_still_shedding_but_no_longer_planned_is_stopped(gateway_fac
         # An earlier round left pod-0 shedding slowly towards 0.
         async with session.post(endpoints["pod-0"] + "/shed", json={"target": 0, "rate": 0.5}) as resp:
             assert resp.status == 200
-        await _until(lambda: _open(gws[0].clients) == 3)
+        await until(lambda: _open(gws[0].clients) == 3)
         result = await rebalance_once(endpoints, 0.2, 50, session)  # 3 and 3: balanced
         assert result.targets == {} and result.stopped == ["pod-0"] and result.errors == {}
         async with session.get(endpoints["pod-0"] + "/connections") as resp:
